@@ -171,7 +171,7 @@ SPECTACULAR_SETTINGS = {
 # --- Celery --------------------------------------------------------------------------
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
 CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default="django-db")
-CELERY_BROKER_FOLDER = VAR_DIR / "broker"
+CELERY_BROKER_FOLDER = Path(env.str("PREFLOOP_BROKER_DIR", default=str(VAR_DIR / "broker")))
 # Hard limit of the longest task (training); the broker must not redeliver before it.
 CELERY_TASK_TIME_LIMIT = env.int("PREFLOOP_TASK_TIME_LIMIT", default=6 * 3600)
 CELERY_TASK_SOFT_TIME_LIMIT = int(0.9 * CELERY_TASK_TIME_LIMIT)
