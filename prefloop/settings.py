@@ -5,6 +5,7 @@ with nothing running (SQLite and a file-system broker under ``var/``); productio
 selects PostgreSQL, Redis/RabbitMQ and a real secret through the environment.
 """
 
+import sys
 from pathlib import Path
 
 import environ
@@ -171,7 +172,12 @@ SPECTACULAR_SETTINGS = {
 # --- Celery --------------------------------------------------------------------------
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
 CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default="django-db")
-CELERY_BROKER_FOLDER = Path(env.str("PREFLOOP_BROKER_DIR", default=str(VAR_DIR / "broker")))
+# Under pytest the embedded broker gets its own folder, so messages published by tests
+# never reach the demo's workers.
+TESTING = "pytest" in sys.modules
+CELERY_BROKER_FOLDER = Path(
+    env.str("PREFLOOP_BROKER_DIR", default=str(VAR_DIR / ("test-broker" if TESTING else "broker")))
+)
 # Hard limit of the longest task (training); the broker must not redeliver before it.
 CELERY_TASK_TIME_LIMIT = env.int("PREFLOOP_TASK_TIME_LIMIT", default=6 * 3600)
 CELERY_TASK_SOFT_TIME_LIMIT = int(0.9 * CELERY_TASK_TIME_LIMIT)
