@@ -185,12 +185,13 @@ CELERY_BROKER_TRANSPORT_OPTIONS: dict = {
     "visibility_timeout": int(1.1 * CELERY_TASK_TIME_LIMIT)
 }
 if CELERY_BROKER_URL.startswith("filesystem://"):
-    for _sub in ("queue", "processed"):
+    for _sub in ("queue", "processed", "control"):
         (CELERY_BROKER_FOLDER / _sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS.update(
         data_folder_in=str(CELERY_BROKER_FOLDER / "queue"),
         data_folder_out=str(CELERY_BROKER_FOLDER / "queue"),
         processed_folder=str(CELERY_BROKER_FOLDER / "processed"),
+        control_folder=str(CELERY_BROKER_FOLDER / "control"),
         store_processed=False,
     )
 CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"visibility_timeout": int(1.1 * CELERY_TASK_TIME_LIMIT)}

@@ -54,12 +54,12 @@ def test_task_roundtrip_through_redis(tmp_path):
 
 def test_task_roundtrip_through_embedded_broker(tmp_path):
     folder = tmp_path / "broker"
-    queue, processed = folder / "queue", folder / "processed"
-    queue.mkdir(parents=True)
-    processed.mkdir()
     options = {
-        "data_folder_in": str(queue),
-        "data_folder_out": str(queue),
-        "processed_folder": str(processed),
+        "data_folder_in": str(folder / "queue"),
+        "data_folder_out": str(folder / "queue"),
+        "processed_folder": str(folder / "processed"),
+        "control_folder": str(folder / "control"),
     }
+    for path in options.values():
+        os.makedirs(path, exist_ok=True)
     _roundtrip("filesystem://", options, tmp_path, {"PREFLOOP_BROKER_DIR": str(folder)})
