@@ -8,6 +8,7 @@ green CI run always means the real service was exercised.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 from django.db import connection
@@ -38,3 +39,29 @@ def make_user(django_user_model):
         return django_user_model.objects.create_user(username=username, password=password, **extra)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir() -> Path:
+    """A quickly trained demo-architecture model (seconds): for plumbing, parity, speed.
+
+    Its answers are poor; tests of accuracy use ``demo_model_dir``.
+    """
+    from django.conf import settings
+
+    from generation.demo.build import build_demo_model
+
+    out = settings.VAR_DIR / "test-models" / "tiny-s30"
+    build_demo_model(out, seed=0, steps=30, log=lambda _msg: None, eval_samples_per_question=1)
+    return out
+
+
+@pytest.fixture(scope="session")
+def demo_model_dir() -> Path:
+    """The real demo model (built once per machine into var/models/demo-base, minutes)."""
+    from django.conf import settings
+
+    from generation.demo.build import build_demo_model
+
+    build_demo_model(settings.DEMO_MODEL_DIR, seed=0, log=lambda _msg: None)
+    return settings.DEMO_MODEL_DIR
