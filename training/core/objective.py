@@ -1,0 +1,189 @@
+"""What one micro-batch computes, per algorithm: log-probs -> loss -> metrics.
+
+``train.py`` owns the loop; this module owns the algorithm-specific middle of it:
+
+- :class:`Split` bundles a tokenised snapshot with what its batches need (KTO's fixed blocks and
+  mismatched KL sequences, the cached reference log-probs).
+- :func:`reference_logps` looks reference log-probs up in the cache or runs the live reference.
+- :func:`compute_loss` returns the micro-batch's mean loss and its metrics.
+
+Metric definitions (shared by training and evaluation):
+
+- ``reward_accuracy``: pairs: fraction with chosen reward > rejected reward, using the loss's
+  implicit rewards (DPO/IPO ``beta*(logp - logp_ref)``; SimPO/ORPO ``beta*avg logp``);
+  KTO: fraction of rows whose reward ``beta*(logp - logp_ref)`` has the sign of its label.
+- ``kl``: DPO/IPO: mean ``logp - logp_ref`` over the batch's completions (dataset completions,
+  not policy samples: a drift indicator, not a true KL); KTO: the detached reference point z0;
+  SimPO/ORPO: null (no reference).
+- ``chosen_logps``/``rejected_logps``: mean summed log-probs (KTO: desirable/undesirable rows).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from training import losses
+from training.core import data
+from training.core.config import TrainConfig
+from training.core.logps import sequence_logps
+
+
+@dataclass
+class Split:
+    snap: data.Snapshot
+    blocks: list[list[int]] | None = None  # KTO: fixed micro-batches of row indices
+    kl: list[data.Sequence] | None = None  # KTO: mismatched sequence of every row
+    ref: torch.Tensor | None = None  # cached reference log-probs, data.reference_sequences order
+
+    def eval_batches(self, batch_size: int) -> list[list[int]]:
+        n = len(self.snap.rows)
+        return self.blocks or [
+            list(range(i, min(i + batch_size, n))) for i in range(0, n, batch_size)
+        ]
+
+
+def load_splits(cfg: TrainConfig, tokenizer) -> tuple[data.Snapshot, Split, Split | None]:
+    """The tokenised train snapshot, the train split and the held-out split (or None)."""
+    snap = data.load_snapshot(cfg.train_path, tokenizer, cfg.max_length)
+    if cfg.eval_path:
+        train, held = snap, data.load_snapshot(cfg.eval_path, tokenizer, cfg.max_length)
+    else:
+        train, held = data.split_eval(snap, cfg.eval_fraction, cfg.seed)
+    if cfg.algorithm == "kto":  # preference rows are unpaired, as TRL does
+        train, held = data.unpair(train), held and data.unpair(held)
+    elif snap.kind != "pairs":
+        raise ValueError(
+            f"--algorithm {cfg.algorithm} needs preference rows (prompt/chosen/rejected); "
+            f"{cfg.train_path} holds KTO rows"
+        )
+    return snap, make_split(train, cfg), held and make_split(held, cfg)
+
+
+def make_split(snap: data.Snapshot, cfg: TrainConfig) -> Split:
+    if snap.kind == "pairs":
+        return Split(snap)
+    blocks = data.kto_blocks(len(snap.rows), cfg.batch_size, cfg.seed)
+    return Split(snap, blocks, data.kl_sequences(snap.rows, blocks))
+
+
+def batch_logps(model, batch: dict, prefix: str = "", chunk_size: int = 1024):
+    """``sequence_logps`` of ``batch[prefix + "input_ids"]`` etc.; KTO KL rows: ``prefix="kl_"``."""
+    return sequence_logps(
+        model,
+        batch[prefix + "input_ids"],
+        batch[prefix + "attention_mask"],
+        batch[prefix + "completion_mask"],
+        chunk_size=chunk_size,
+    )
+
+
+def reference_logps(split: Split, batch: dict, ref_model, chunk_size: int):
+    """Reference log-probs of a batch: ``(2B,)`` for pairs, ``(main (B,), kl (B,))`` for KTO."""
+    if split.ref is not None:  # cache order: [chosen | rejected] or [rows | KL rows]
+        n, idx = len(split.snap.rows), batch["idx"].cpu()
+        device = batch["input_ids"].device
+        first, second = split.ref[idx].to(device), split.ref[n + idx].to(device)
+        return torch.cat([first, second]) if split.snap.kind == "pairs" else (first, second)
+    with torch.no_grad():
+        main = batch_logps(ref_model, batch, "", chunk_size)[0]
+        if split.snap.kind == "pairs":
+            return main
+        return main, batch_logps(ref_model, batch, "kl_", chunk_size)[0]
+
+
+def compute_loss(cfg: TrainConfig, policy, batch: dict, ref_fn) -> tuple[torch.Tensor, dict]:
+    """Mean loss of one micro-batch and its metrics (python floats; ``n`` = rows).
+
+    ``ref_fn(batch)`` returns the reference log-probs (see :func:`reference_logps`).
+    """
+    logps, lengths = batch_logps(policy, batch, "", cfg.logps_chunk_size)
+    if cfg.algorithm == "kto":
+        loss, out, stats, chosen, rejected = _kto(cfg, policy, batch, ref_fn, logps)
+    else:
+        loss, out, stats, chosen, rejected = _pairs(cfg, batch, ref_fn, logps, lengths)
+    stats.update(
+        loss=loss.item(),
+        reward_margin=_mean(out.chosen_rewards) - _mean(out.rejected_rewards),
+        chosen_reward=_mean(out.chosen_rewards),
+        rejected_reward=_mean(out.rejected_rewards),
+        chosen_logps=_mean(chosen),
+        rejected_logps=_mean(rejected),
+        n=int(batch["idx"].numel()),
+    )
+    return loss, stats
+
+
+def _kto(cfg: TrainConfig, policy, batch: dict, ref_fn, logps: torch.Tensor):
+    beta, label = cfg.resolved_beta(), batch["label"]
+    with torch.no_grad():  # TRL: no gradient through the KL reference point
+        kl_logps, _ = batch_logps(policy, batch, "kl_", cfg.logps_chunk_size)
+    ref, ref_kl = ref_fn(batch)
+    out = losses.kto_loss(
+        logps,
+        ref,
+        kl_logps,
+        ref_kl,
+        label,
+        beta=beta,
+        desirable_weight=cfg.desirable_weight,
+        undesirable_weight=cfg.undesirable_weight,
+    )
+    rewards = beta * (logps - ref).detach()
+    stats = {"reward_accuracy": ((rewards > 0) == label).float().mean().item(), "kl": out.kl.item()}
+    logps = logps.detach()
+    return out.losses.mean(), out, stats, logps[label], logps[~label]
+
+
+def _pairs(cfg: TrainConfig, batch: dict, ref_fn, logps: torch.Tensor, lengths: torch.Tensor):
+    beta = cfg.resolved_beta()
+    chosen, rejected = logps.chunk(2)  # (B,) each: the batch holds chosen rows, then rejected rows
+    chosen_len, rejected_len = lengths.chunk(2)
+    stats = {"kl": float("nan")}  # no reference for SimPO/ORPO: logged as null
+    if cfg.algorithm in ("dpo", "ipo"):
+        ref = ref_fn(batch)
+        out = losses.dpo_loss(
+            chosen,
+            rejected,
+            *ref.chunk(2),
+            beta=beta,
+            loss_type=cfg.resolved_loss_type(),
+            label_smoothing=cfg.label_smoothing,
+            chosen_lengths=chosen_len,
+            rejected_lengths=rejected_len,
+        )
+        loss = out.losses.mean()
+        stats["kl"] = (logps - ref).mean().item()
+    elif cfg.algorithm == "simpo":
+        out = losses.simpo_loss(
+            chosen,
+            rejected,
+            chosen_len,
+            rejected_len,
+            beta=beta,
+            gamma=cfg.simpo_gamma,
+            label_smoothing=cfg.label_smoothing,
+        )
+        loss = out.losses.mean()
+    else:  # orpo: token-mean NLL of the chosen completions + the odds-ratio term
+        out = losses.orpo_odds_ratio_loss(chosen, rejected, chosen_len, rejected_len, beta=beta)
+        nll = -chosen.sum() / chosen_len.sum().clamp(min=1)
+        loss = nll + out.losses.mean()
+        stats["nll"] = nll.item()
+    stats["reward_accuracy"] = (out.chosen_rewards > out.rejected_rewards).float().mean().item()
+    return loss, out, stats, chosen.detach(), rejected.detach()
+
+
+def _mean(t: torch.Tensor) -> float:
+    return t.float().mean().item() if t.numel() else float("nan")
+
+
+def aggregate(stats: list[dict]) -> dict:
+    """Row-weighted means over micro-batches, skipping values that are NaN in a micro-batch."""
+    out = {}
+    for k in (k for k in stats[0] if k != "n"):
+        pairs = [(s[k], s["n"]) for s in stats if not math.isnan(s[k])]
+        out[k] = sum(v * n for v, n in pairs) / sum(n for _, n in pairs) if pairs else None
+    return out

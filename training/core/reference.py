@@ -1,0 +1,136 @@
+"""Reference log-probs: computed once per (snapshot, reference model), cached on disk, reused.
+
+Within a training run (and within an iterative round) the reference model is frozen, so its
+log-probs of the training sequences never change. Scoring them once up front removes one
+forward per step (about a fifth of a step's FLOPs) and the reference model need not stay in memory
+(TRL ``precompute_ref_log_probs``, open-instruct ``dpo_tune_cache.py``).
+
+The cache key is the snapshot's sha256, the reference model path (absolute) plus a fingerprint of
+its files (name, size, mtime: a path re-used for new weights gets a new key), and a hash of
+the exact token ids scored (which covers the tokenizer, the chat template, ``max_length`` and
+KTO's KL pairing). The file is written to a temporary name and moved into place with
+``os.replace``, so a crash never leaves a half-written cache that looks valid.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from array import array
+
+import torch
+
+from training.core.data import Sequence, collate
+from training.core.logps import sequence_logps
+
+
+def model_fingerprint(path: str) -> dict:
+    """Identity of a local model directory (absolute path + weight files' names, sizes, mtimes)."""
+    path = os.path.abspath(path) if os.path.exists(path) else path
+    files = []
+    if os.path.isdir(path):
+        for name in sorted(os.listdir(path)):
+            if name.endswith((".safetensors", ".bin", ".pt", ".json")):
+                st = os.stat(os.path.join(path, name))
+                files.append([name, st.st_size, int(st.st_mtime_ns)])
+    return {"path": path, "files": files}
+
+
+def cache_key(
+    snapshot_sha256: str, reference_path: str, seqs: list[Sequence], max_length: int
+) -> str:
+    tokens = hashlib.sha256()
+    for s in seqs:
+        tokens.update(array("q", [len(s.prompt_ids), len(s.completion_ids)]).tobytes())
+        tokens.update(array("q", s.prompt_ids + s.completion_ids).tobytes())
+    blob = json.dumps(
+        {
+            "snapshot": snapshot_sha256,
+            "reference": model_fingerprint(reference_path),
+            "tokens": tokens.hexdigest(),
+            "max_length": max_length,
+        },
+        sort_keys=True,
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+@torch.no_grad()
+def score(
+    model,
+    seqs: list[Sequence],
+    *,
+    max_length: int,
+    pad_id: int,
+    batch_size: int,
+    device: torch.device,
+    chunk_size: int = 1024,
+    autocast: bool = False,
+) -> torch.Tensor:
+    """Summed completion log-probs of ``seqs`` under ``model``, ``(len(seqs),)`` float32 on CPU."""
+    # Sorting by length keeps padding (and wasted compute) low; results go back to input order.
+    order = sorted(
+        range(len(seqs)), key=lambda i: len(seqs[i].prompt_ids) + len(seqs[i].completion_ids)
+    )
+    out = torch.zeros(len(seqs), dtype=torch.float32)
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        batch = {
+            k: v.to(device) for k, v in collate([seqs[i] for i in idx], max_length, pad_id).items()
+        }
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+            logps, _ = sequence_logps(
+                model,
+                batch["input_ids"],
+                batch["attention_mask"],
+                batch["completion_mask"],
+                chunk_size=chunk_size,
+            )
+        out[torch.tensor(idx)] = logps.float().cpu()
+    return out
+
+
+def precompute(
+    load_model,
+    reference_path: str,
+    snapshot_sha256: str,
+    seqs: list[Sequence],
+    *,
+    cache_dir: str,
+    max_length: int,
+    pad_id: int,
+    batch_size: int,
+    device: torch.device,
+    chunk_size: int = 1024,
+    autocast: bool = False,
+) -> tuple[torch.Tensor, bool]:
+    """Cached reference log-probs of ``seqs``; returns ``(logps (len(seqs),), cache_hit)``.
+
+    ``load_model(path)`` is only called on a cache miss, and the model is dropped afterwards.
+    """
+    key = cache_key(snapshot_sha256, reference_path, seqs, max_length)
+    path = os.path.join(cache_dir, f"ref-logps-{key[:24]}.pt")
+    if os.path.exists(path):
+        cached = torch.load(path, map_location="cpu", weights_only=True)
+        if cached["key"] == key and cached["logps"].numel() == len(seqs):
+            return cached["logps"], True
+    model = load_model(reference_path)
+    logps = score(
+        model,
+        seqs,
+        max_length=max_length,
+        pad_id=pad_id,
+        batch_size=batch_size,
+        device=device,
+        chunk_size=chunk_size,
+        autocast=autocast,
+    )
+    del model
+    os.makedirs(cache_dir, exist_ok=True)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    torch.save(
+        {"key": key, "logps": logps, "reference": reference_path, "snapshot": snapshot_sha256}, tmp
+    )
+    os.replace(tmp, path)
+    return logps, False

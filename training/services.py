@@ -1,0 +1,187 @@
+"""Training runs: create, execute (from the Celery task), cancel.
+
+The trainer itself (``training.core``) knows nothing of Django; this module turns a
+``TrainingRun`` row into a trainer config, runs it in a subprocess, records its metrics,
+and registers the final model as a new ``ModelVersion`` whose parent is the policy.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import fields
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from annotation.models import ExportSnapshot, Project
+from annotation.services.exports import export_snapshot_file
+from generation import services as generation_services
+from generation.models import ModelVersion
+from prefloop.exceptions import ApplicationError, ConflictError
+from training import runner, tasks
+from training.core.config import TrainConfig
+from training.models import TrainingMetric, TrainingRun
+
+logger = logging.getLogger(__name__)
+
+PAIRED_FORMATS = ("trl-dpo", "trl-dpo-conversational")
+FORMATS_FOR = {"dpo": PAIRED_FORMATS, "ipo": PAIRED_FORMATS, "simpo": PAIRED_FORMATS,
+               "orpo": PAIRED_FORMATS, "kto": ("trl-kto",)}  # fmt: skip
+# Keys the platform sets itself; owners choose every other TrainConfig field.
+RESERVED = {"train_path", "policy_path", "reference_path", "output_dir", "resume", "algorithm"}
+TUNABLE = {f.name for f in fields(TrainConfig)} - RESERVED
+TERMINAL = (TrainingRun.Status.SUCCEEDED, TrainingRun.Status.FAILED, TrainingRun.Status.CANCELLED)
+
+
+def _check_request(algorithm: str, snapshot: ExportSnapshot, hyperparameters: dict) -> None:
+    if algorithm not in FORMATS_FOR:
+        raise ApplicationError(f"unknown algorithm {algorithm!r}; one of {sorted(FORMATS_FOR)}")
+    if snapshot.format not in FORMATS_FOR[algorithm]:
+        raise ApplicationError(
+            f"{algorithm} needs a snapshot in {' or '.join(FORMATS_FOR[algorithm])}, "
+            f"not {snapshot.format}"
+        )
+    unknown = sorted(set(hyperparameters) - TUNABLE)
+    if unknown:
+        raise ApplicationError(f"unknown hyperparameters {unknown}; allowed: {sorted(TUNABLE)}")
+
+
+@transaction.atomic
+def training_run_create(
+    *,
+    project: Project,
+    algorithm: str,
+    snapshot: ExportSnapshot,
+    policy: ModelVersion,
+    reference: ModelVersion | None = None,
+    hyperparameters: dict | None = None,
+    output_name: str = "",
+    user=None,
+    enqueue: bool = True,
+) -> TrainingRun:
+    """Create a run; with ``enqueue`` it goes to the ``train`` queue after commit."""
+    hyperparameters = dict(hyperparameters or {})
+    _check_request(algorithm, snapshot, hyperparameters)
+    if snapshot.project_id != project.pk:
+        raise ApplicationError("the snapshot belongs to another project")
+    run = TrainingRun.objects.create(
+        project=project, algorithm=algorithm, snapshot=snapshot, policy=policy,
+        reference=reference or policy, hyperparameters=hyperparameters,
+        output_name=output_name or "pending", created_by=user,
+    )  # fmt: skip
+    if not output_name:
+        run.output_name = f"{project.slug}-{algorithm}-run{run.pk}"[:100]
+    run.run_dir = str(settings.MODELS_DIR / "runs" / f"run-{run.pk}")
+    run.save(update_fields=["output_name", "run_dir"])
+    if enqueue:
+        transaction.on_commit(lambda: _enqueue(run.pk))
+    return run
+
+
+def _enqueue(run_id: int) -> None:
+    result = tasks.training_run_execute.delay(run_id=run_id)
+    TrainingRun.objects.filter(pk=run_id).update(celery_task_id=result.id)
+
+
+def training_run_cancel(*, run: TrainingRun) -> TrainingRun:
+    """Ask a run to stop; a queued run is cancelled at once, a running one within seconds."""
+    with transaction.atomic():
+        run = TrainingRun.objects.select_for_update().get(pk=run.pk)
+        if run.status in TERMINAL:
+            raise ConflictError(f"run {run.pk} has already {run.status}")
+        run.cancel_requested = True
+        if run.status == TrainingRun.Status.QUEUED:
+            run.status, run.finished_at = TrainingRun.Status.CANCELLED, timezone.now()
+        run.save(update_fields=["cancel_requested", "status", "finished_at"])
+    return run
+
+
+def trainer_config(run: TrainingRun) -> dict:
+    data = export_snapshot_file(snapshot=run.snapshot)
+    return {
+        **run.hyperparameters,
+        "algorithm": run.algorithm,
+        "train_path": str(data),
+        "policy_path": run.policy.source,
+        "reference_path": run.reference.source,
+        "output_dir": run.run_dir,
+    }
+
+
+def _claim(run_id: int) -> tuple[TrainingRun | None, bool]:
+    """Lock the row and mark it running; (None, _) when there is nothing to do."""
+    with transaction.atomic():
+        run = TrainingRun.objects.select_for_update().filter(pk=run_id).first()
+        if run is None or run.status in TERMINAL:
+            return None, False
+        if run.cancel_requested:
+            run.status, run.finished_at = TrainingRun.Status.CANCELLED, timezone.now()
+            run.save(update_fields=["status", "finished_at"])
+            return None, False
+        resume = run.attempts > 0  # a worker died mid-run: continue from its checkpoint
+        run.status, run.attempts = TrainingRun.Status.RUNNING, run.attempts + 1
+        run.started_at = run.started_at or timezone.now()
+        run.save(update_fields=["status", "attempts", "started_at"])
+        return run, resume
+
+
+def training_run_execute(*, run_id: int) -> TrainingRun | None:
+    """Run the trainer for ``run_id``; safe to call again after a crash (it resumes)."""
+    run, resume = _claim(run_id)
+    if run is None:
+        return None
+    try:
+        config = trainer_config(run)
+    except ApplicationError as exc:
+        return _finish(run, TrainingRun.Status.FAILED, error=exc.message)
+    outcome = runner.trainer_run(
+        config=config, run_dir=Path(run.run_dir), resume=resume,
+        on_metric=lambda record: _record_metric(run.pk, record),
+        should_cancel=lambda: _cancel_requested(run.pk),
+    )  # fmt: skip
+    if outcome.cancelled:
+        return _finish(run, TrainingRun.Status.CANCELLED, log_tail=outcome.log_tail)
+    if outcome.returncode != 0:
+        error = f"trainer exited with code {outcome.returncode}; see the log tail"
+        return _finish(run, TrainingRun.Status.FAILED, error=error, log_tail=outcome.log_tail)
+    return _register_output(run, log_tail=outcome.log_tail)
+
+
+def _cancel_requested(run_id: int) -> bool:
+    return TrainingRun.objects.filter(pk=run_id, cancel_requested=True).exists()
+
+
+def _record_metric(run_id: int, record: dict) -> None:
+    kind, step = record.get("type", "train"), int(record.get("step", 0))
+    TrainingMetric.objects.update_or_create(
+        run_id=run_id, step=step, kind=kind, defaults={"values": record}
+    )
+    update = {"step": step}
+    if record.get("total_steps"):
+        update["total_steps"] = int(record["total_steps"])
+    TrainingRun.objects.filter(pk=run_id).update(**update)
+
+
+def _register_output(run: TrainingRun, *, log_tail: str) -> TrainingRun:
+    final = Path(run.run_dir) / "final"
+    info = json.loads((final / "prefloop_training.json").read_text())
+    with transaction.atomic():
+        version = generation_services.model_version_register(
+            name=run.output_name, source=str(final), parent=run.policy,
+            notes=f"{run.algorithm} on snapshot {run.snapshot.content_hash[:12]} (run {run.pk})",
+            metadata={"training_run": run.pk, "summary": info.get("summary", {})},
+        )  # fmt: skip
+        run.output_version, run.summary = version, info.get("summary", {})
+        return _finish(run, TrainingRun.Status.SUCCEEDED, log_tail=log_tail)
+
+
+def _finish(run: TrainingRun, status: str, *, error: str = "", log_tail: str = "") -> TrainingRun:
+    run.status, run.error, run.finished_at = status, error, timezone.now()
+    run.log_tail = log_tail or run.log_tail
+    run.save(update_fields=["status", "error", "finished_at", "log_tail", "output_version",
+                            "summary"])  # fmt: skip
+    logger.info("training run %s %s %s", run.pk, status, error)
+    return run
