@@ -1,0 +1,76 @@
+"""Hugging Face ``datasets`` folders (``save_to_disk`` / ``load_from_disk``).
+
+The only module here that imports ``datasets`` (slow to import): callers load it
+when a folder is actually read or written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import datasets
+
+from annotation.io.readers import FileRejected, Record
+from annotation.io.rows import SPLIT_ALIASES
+
+MESSAGES = datasets.List({"role": datasets.Value("string"), "content": datasets.Value("string")})
+COLUMN_TYPES = {
+    "string": datasets.Value("string"),
+    "messages": MESSAGES,
+    "bool": datasets.Value("bool"),
+    "int64": datasets.Value("int64"),
+    "float64": datasets.Value("float64"),
+}
+
+Parts = list[tuple[str | None, datasets.Dataset]]
+
+
+def folder_open(path: Path) -> Parts:
+    """The dataset, or each split of a ``DatasetDict``, with its split name."""
+    try:
+        loaded = datasets.load_from_disk(str(path))
+    except (FileNotFoundError, ValueError, OSError) as exc:
+        raise FileRejected(f"not a Hugging Face datasets folder (save_to_disk): {exc}") from exc
+    if isinstance(loaded, datasets.DatasetDict):
+        return list(loaded.items())
+    return [(None, loaded)]
+
+
+def row_count(parts: Parts) -> int:
+    return sum(len(dataset) for _, dataset in parts)
+
+
+def folder_records(parts: Parts) -> Iterator[Record]:
+    """Rows in order, numbered from 1 over the whole folder (``where`` counts within a split).
+
+    A DatasetDict split name sets the prompt split of its rows.
+    """
+    number = 0
+    for name, dataset in parts:
+        split = _split_from_name(name)
+        for index, row in enumerate(dataset, start=1):
+            number += 1
+            where = f"{name} row {index}" if name else f"row {index}"
+            data = dict(row)
+            if split and data.get("split") is None:
+                data["split"] = split
+            yield Record(number, where, data=data)
+
+
+def _split_from_name(name: str | None) -> str | None:
+    if name is None:
+        return None
+    for alias, split in SPLIT_ALIASES.items():
+        if name.lower().startswith(alias):
+            return split
+    return None
+
+
+def folder_save(rows: list[dict], columns: dict[str, str], out: Path) -> None:
+    """Write ``rows`` as a ``Dataset`` with an explicit schema (stable even with no rows)."""
+    features = datasets.Features({name: COLUMN_TYPES[kind] for name, kind in columns.items()})
+    table = {name: [row.get(name) for row in rows] for name in columns}
+    dataset = datasets.Dataset.from_dict(table, features=features)
+    # With no rows, save_to_disk writes no shard and load_from_disk fails (datasets 5.2).
+    dataset.save_to_disk(str(out), num_shards=1 if not rows else None)
