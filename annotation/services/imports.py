@@ -75,8 +75,8 @@ def import_limits() -> ImportLimits:
     """Limits from settings; field and row limits are optional settings with defaults."""
     return ImportLimits(
         max_bytes=settings.PREFLOOP_MAX_IMPORT_BYTES,
-        max_field_chars=getattr(settings, "PREFLOOP_MAX_IMPORT_FIELD_CHARS", 100_000),
-        max_rows=getattr(settings, "PREFLOOP_MAX_IMPORT_ROWS", 100_000),
+        max_field_chars=settings.PREFLOOP_MAX_IMPORT_FIELD_CHARS,
+        max_rows=settings.PREFLOOP_MAX_IMPORT_ROWS,
     )
 
 
