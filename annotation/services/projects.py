@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
+from django.db.models import F, Value
+from django.db.models.functions import Greatest
 
-from annotation.models import AnnotatorProfile, Membership, Project
+from annotation.models import AnnotatorProfile, Membership, Project, Task
+from prefloop.exceptions import ApplicationError
 
 User = get_user_model()
 
@@ -14,7 +19,9 @@ User = get_user_model()
 @transaction.atomic
 def project_create(*, slug: str, name: str = "", owner: AbstractBaseUser, **options) -> Project:
     """Create a project with ``owner`` as its first owner. ``options`` are Project fields."""
-    project = Project.objects.create(slug=slug, name=name or slug, created_by=owner, **options)
+    project = Project(slug=slug, name=name or slug, created_by=owner, **options)
+    _project_validate(project)
+    project.save()
     Membership.objects.create(project=project, user=owner, role=Membership.Role.OWNER)
     return project
 
@@ -41,3 +48,59 @@ def annotator_user_get_or_create(
         user=user, defaults={"kind": kind, "config": config or {}}
     )
     return user
+
+
+PROJECT_SETTINGS = (
+    "name", "guidelines", "pairwise_enabled", "binary_enabled", "overlap", "max_overlap",
+    "strength_levels", "allow_tie", "allow_both_bad", "lease_seconds", "exclude_own_responses",
+    "allow_remote_images", "auto_round_threshold",
+)  # fmt: skip
+OVERLAP_ABOVE_MAX = "overlap ({overlap}) cannot exceed max_overlap ({max_overlap})."
+NO_TASK_KIND = "Enable at least one task kind (pairwise or binary)."
+UNKNOWN_USER = "No user named {username!r}."
+LAST_OWNER = "A project needs at least one owner."
+
+
+def _project_validate(project: Project) -> None:
+    if project.overlap < 1 or project.overlap > project.max_overlap:
+        raise ApplicationError(
+            OVERLAP_ABOVE_MAX.format(overlap=project.overlap, max_overlap=project.max_overlap)
+        )
+    if not (project.pairwise_enabled or project.binary_enabled):
+        raise ApplicationError(NO_TASK_KIND)
+
+
+@transaction.atomic
+def project_update(*, project: Project, data: dict[str, Any]) -> Project:
+    """Change project settings. A new ``overlap`` also applies to existing tasks that
+    still had the old one (never below the verdicts they already have); tasks raised
+    by adaptive overlap keep their higher value."""
+    unknown = set(data) - set(PROJECT_SETTINGS)
+    if unknown:
+        raise ValueError(f"not project settings: {sorted(unknown)}")
+    old_overlap = project.overlap
+    for field, value in data.items():
+        setattr(project, field, value)
+    _project_validate(project)
+    project.save(update_fields=list(data) or None)
+    if project.overlap != old_overlap:
+        Task.objects.filter(project=project, overlap_wanted=old_overlap).update(
+            overlap_wanted=Greatest(Value(project.overlap), F("done_count"))
+        )
+    return project
+
+
+@transaction.atomic
+def member_role_set(*, project: Project, username: str, role: str) -> Membership:
+    """Add a member by username or change their role; the last owner cannot step down."""
+    user = User.objects.filter(username=username).first()
+    if user is None:
+        raise ApplicationError(UNKNOWN_USER.format(username=username))
+    owners = list(
+        Membership.objects.select_for_update()
+        .filter(project=project, role=Membership.Role.OWNER)
+        .values_list("user_id", flat=True)
+    )
+    if role != Membership.Role.OWNER and owners == [user.pk]:
+        raise ApplicationError(LAST_OWNER)
+    return member_set(project=project, user=user, role=role)

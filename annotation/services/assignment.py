@@ -1,0 +1,227 @@
+"""Handing out work: leases, skips and adaptive overlap.
+
+A task has ``overlap_wanted`` slots. A slot is taken by a finished judgment or
+feedback (``Task.done_count``) or by a *live* lease (an ``Assignment`` with status
+``leased`` whose ``expires_at`` is in the future). An expired lease frees its slot
+at once, whether or not a later call has already relabelled it ``expired``.
+
+Concurrency. On PostgreSQL the candidate task row is taken with ``SELECT ... FOR
+UPDATE SKIP LOCKED``, so annotators spread over tasks instead of queueing on one.
+Under READ COMMITTED the lease count read by that statement comes from its
+snapshot, so once the row is locked the live leases are counted again in a new
+statement (``task_has_free_slot``) and a stale candidate is skipped. Only when
+every candidate is locked (near the end of a project, by leases and submissions
+in flight) does the call wait, on exactly one task row, so nobody is told
+"nothing left" too early. Calls by the same annotator are serialised by locking their
+``Membership`` row, so a double click never leases two tasks. Lock order is
+membership -> task for leases and own assignment -> task for submissions;
+reclaiming expired leases skips locked rows and never waits. On SQLite the
+IMMEDIATE transaction mode (settings) serialises writers; row locks are no-ops.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import timedelta
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.db.models import Count, Exists, F, IntegerField, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce, Least
+from django.utils import timezone
+
+from annotation.models import Assignment, Feedback, Judgment, Membership, Project, Task
+from annotation.selectors import agreement
+from prefloop.exceptions import ApplicationError, ConflictError, PermissionError_
+
+KIND_DISABLED = "Task kind {kind!r} is not enabled in this project."
+NOT_A_MEMBER = "You are not a member of this project."
+NOT_YOUR_ASSIGNMENT = "This assignment belongs to another annotator."
+ASSIGNMENT_ALREADY_DONE = "This assignment is already done and cannot be skipped."
+MIN_AGREEMENT_RANGE = "min_agreement must be between 0 and 1."
+
+_PAYLOAD_RELATED = ("task", "task__project", "task__prompt", "task__response_a", "task__response_b")
+
+
+def _live_leases(*, task_ref, now) -> QuerySet[Assignment]:
+    return Assignment.objects.filter(
+        task=task_ref, status=Assignment.Status.LEASED, expires_at__gt=now
+    )
+
+
+def _live_lease_count(*, now) -> Coalesce:
+    counted = (
+        _live_leases(task_ref=OuterRef("pk"), now=now)
+        .order_by()
+        .values("task")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    return Coalesce(Subquery(counted, output_field=IntegerField()), 0)
+
+
+def _candidates(*, project: Project, annotator: AbstractBaseUser, kind: str, now) -> QuerySet[Task]:
+    """Tasks this annotator may be given, closest to completion first."""
+    seen = Assignment.objects.filter(task=OuterRef("pk"), annotator=annotator)
+    tasks = (
+        Task.objects.filter(project=project, kind=kind)
+        .filter(done_count__lt=F("overlap_wanted"))  # cheap test first
+        .alias(live=_live_lease_count(now=now))
+        .filter(done_count__lt=F("overlap_wanted") - F("live"))
+        .exclude(Exists(seen))
+    )
+    if kind == Task.Kind.PAIRWISE:
+        judged = Judgment.objects.filter(task=OuterRef("pk"), annotator=annotator)
+        tasks = tasks.exclude(Exists(judged))
+    else:
+        rated = Feedback.objects.filter(response=OuterRef("response_a"), annotator=annotator)
+        tasks = tasks.exclude(Exists(rated))
+    if project.exclude_own_responses:
+        tasks = tasks.exclude(Q(response_a__author=annotator) | Q(response_b__author=annotator))
+    return tasks.order_by((F("overlap_wanted") - F("done_count")).asc(), "pk")
+
+
+def task_has_free_slot(*, task: Task, now) -> bool:
+    """Call while holding the task row lock; counts leases in a fresh snapshot."""
+    return task.done_count + _live_leases(task_ref=task, now=now).count() < task.overlap_wanted
+
+
+def _membership_lock_with_lease(
+    *, project: Project, annotator: AbstractBaseUser, kind: str, now
+) -> int | None:
+    """Lock the caller's membership row (serialising their own calls) and return the
+    id of the live lease they hold, if any, in the same statement."""
+    current = (
+        Assignment.objects.filter(
+            task__project=project,
+            task__kind=kind,
+            annotator=annotator,
+            status=Assignment.Status.LEASED,
+            expires_at__gt=now,
+        )
+        .order_by("expires_at")
+        .values("pk")[:1]
+    )
+    row = (
+        Membership.objects.select_for_update(of=("self",))
+        .filter(project=project, user=annotator)
+        .annotate(current=Subquery(current))
+        .values_list("pk", "current")
+        .first()
+    )
+    if row is None:
+        raise PermissionError_(NOT_A_MEMBER)
+    return row[1]
+
+
+def assignment_reclaim_expired(*, project: Project) -> int:
+    """Mark the project's lapsed leases ``expired``; returns how many.
+
+    Rows another transaction holds are skipped (a later call gets them), so this
+    never waits and can never take part in a deadlock.
+    """
+    lapsed = Assignment.objects.filter(
+        task__project=project, status=Assignment.Status.LEASED, expires_at__lte=timezone.now()
+    ).select_for_update(skip_locked=True, of=("self",))
+    return Assignment.objects.filter(pk__in=Subquery(lapsed.values("pk"))).update(
+        status=Assignment.Status.EXPIRED
+    )
+
+
+def _task_lock(*, project: Project, annotator: AbstractBaseUser, kind: str, now) -> Task | None:
+    """Lock a task with a free slot for this annotator (see the module docstring).
+
+    Rare race: if the one task waited for turns out full and every other candidate
+    is locked, this returns None although a slot may free up a moment later.
+    """
+    stale: list[int] = []
+    related = ("project", "prompt", "response_a", "response_b")
+    while True:
+        candidates = _candidates(project=project, annotator=annotator, kind=kind, now=now)
+        candidates = candidates.exclude(pk__in=stale)
+        task = (
+            candidates.select_related(*related)
+            .select_for_update(skip_locked=True, of=("self",))
+            .first()
+        )
+        if task is None and not stale:
+            # Every candidate is held by a short transaction (a lease or a submission
+            # in flight): wait for one instead of saying "nothing left" too early. We
+            # lock exactly one row and hold no other task row, so this cannot deadlock.
+            first = candidates.values_list("pk", flat=True).first()
+            if first is not None:
+                locked = Task.objects.select_related(*related).select_for_update(of=("self",))
+                task = locked.get(pk=first)
+        if task is None:
+            return None
+        if task_has_free_slot(task=task, now=now):
+            return task
+        stale.append(task.pk)  # a lease committed after our snapshot filled it
+
+
+@transaction.atomic
+def task_next_for_annotator(
+    *, project: Project, annotator: AbstractBaseUser, kind: str = Task.Kind.PAIRWISE
+) -> Assignment | None:
+    """Lease the annotator's next task, or return the lease they already hold.
+
+    Returns ``None`` when nothing is left for them. Five SQL statements whatever
+    the project size (two when a live lease is returned).
+    """
+    enabled = {
+        Task.Kind.PAIRWISE: project.pairwise_enabled,
+        Task.Kind.BINARY: project.binary_enabled,
+    }
+    if not enabled.get(kind):
+        raise ApplicationError(KIND_DISABLED.format(kind=kind))
+    now = timezone.now()
+    current = _membership_lock_with_lease(project=project, annotator=annotator, kind=kind, now=now)
+    if current is not None:
+        return Assignment.objects.select_related(*_PAYLOAD_RELATED).get(pk=current)
+    task = _task_lock(project=project, annotator=annotator, kind=kind, now=now)
+    if task is None:
+        return None
+    assignment = Assignment.objects.create(
+        task=task,
+        annotator=annotator,
+        left_is_a=bool(secrets.randbelow(2)),
+        expires_at=now + timedelta(seconds=project.lease_seconds),
+    )
+    assignment.task = task
+    assignment_reclaim_expired(project=project)
+    return assignment
+
+
+@transaction.atomic
+def assignment_skip(*, assignment: Assignment, annotator: AbstractBaseUser) -> Assignment:
+    """Give a task back. The annotator is never offered it again; skipping twice is a no-op."""
+    if assignment.annotator_id != annotator.pk:
+        raise PermissionError_(NOT_YOUR_ASSIGNMENT)
+    locked = Assignment.objects.select_for_update().get(pk=assignment.pk)
+    if locked.status == Assignment.Status.DONE:
+        raise ConflictError(ASSIGNMENT_ALREADY_DONE)
+    if locked.status != Assignment.Status.SKIPPED:
+        locked.status = Assignment.Status.SKIPPED
+        locked.finished_at = timezone.now()
+        locked.save(update_fields=["status", "finished_at"])
+    assignment.status, assignment.finished_at = locked.status, locked.finished_at
+    return assignment
+
+
+@transaction.atomic
+def task_overlap_adapt(*, project: Project, min_agreement: float, step: int = 1) -> list[int]:
+    """Ask for ``step`` more judgments on completed tasks whose agreement is below
+    ``min_agreement`` (share of the most common answer), never above
+    ``project.max_overlap``. Returns the ids of the tasks raised.
+    """
+    if not 0 <= min_agreement <= 1:
+        raise ApplicationError(MIN_AGREEMENT_RANGE)
+    shares = agreement.task_majority_shares(project=project)
+    complete = Task.objects.filter(
+        project=project, done_count__gte=F("overlap_wanted"), overlap_wanted__lt=project.max_overlap
+    ).values_list("pk", flat=True)
+    low = [pk for pk in complete if shares.get(pk, 1.0) < min_agreement]
+    Task.objects.filter(pk__in=low).update(
+        overlap_wanted=Least(F("overlap_wanted") + step, project.max_overlap)
+    )
+    return low
