@@ -1,28 +1,31 @@
 """Run the Django-free trainer in a subprocess and stream its progress into the database.
 
 A crash or an out-of-memory kill of the trainer cannot take the Celery worker down: the
-worker only reads the child's stdout (``PREFLOOP_METRIC {json}`` lines), writes them to
-``TrainingMetric`` rows, and polls ``cancel_requested`` between lines.
+worker only reads the child's stdout (``PREFLOOP_METRIC {json}`` lines), hands them to
+the caller (which writes ``TrainingMetric`` rows), and polls for a cancel request.
 """
 
 from __future__ import annotations
 
 import collections
+import ctypes
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
-import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
-from django.db import connections
 
 METRIC_PREFIX = "PREFLOOP_METRIC "
 LOG_TAIL_LINES = 60
+PR_SET_PDEATHSIG = 1
+CANCEL_POLL_S = 2.0
 
 
 @dataclass
@@ -45,49 +48,60 @@ def trainer_run(
     on_metric: Callable[[dict], None],
     should_cancel: Callable[[], bool],
 ) -> TrainerOutcome:
-    """Start the trainer, feed each metric record to ``on_metric``, return how it ended."""
+    """Start the trainer, feed each metric record to ``on_metric``, return how it ended.
+
+    Reads the child's output in this thread (no helper threads, so database access stays
+    on the caller's connection) and checks ``should_cancel`` every ``CANCEL_POLL_S``.
+    """
     run_dir.mkdir(parents=True, exist_ok=True)
     config_path = run_dir / "config.json"
     config_path.write_text(json.dumps(config, indent=2))
     tail: collections.deque[str] = collections.deque(maxlen=LOG_TAIL_LINES)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    cancelled = False
     with open(run_dir / "trainer.log", "a", encoding="utf-8") as log:
         proc = subprocess.Popen(
             trainer_command(config_path=config_path, resume=resume),
-            cwd=settings.BASE_DIR, env=env, text=True, bufsize=1,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=settings.BASE_DIR, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            preexec_fn=_trainer_preexec,
         )  # fmt: skip
-        cancelled = _CancelWatcher(proc, should_cancel)
-        for line in proc.stdout:
-            log.write(line)
-            tail.append(line.rstrip("\n"))
+        for line in _lines(proc, lambda: should_cancel()):
+            if line is None:  # cancel requested
+                cancelled = True
+                os.killpg(proc.pid, signal.SIGTERM)
+                continue
+            log.write(line + "\n")
+            tail.append(line)
             if line.startswith(METRIC_PREFIX):
                 on_metric(json.loads(line[len(METRIC_PREFIX) :]))
         proc.wait()
-        cancelled.set_done()
-    return TrainerOutcome(proc.returncode, cancelled.fired, "\n".join(tail))
+    return TrainerOutcome(proc.returncode, cancelled, "\n".join(tail))
 
 
-class _CancelWatcher:
-    """Polls the cancel flag every few seconds; on cancel, SIGTERMs the trainer's group."""
+def _lines(proc: subprocess.Popen, should_cancel: Callable[[], bool]) -> Iterator[str | None]:
+    """Decoded output lines until EOF; ``None`` once when ``should_cancel()`` turns true."""
+    fd, buffer, asked, last_poll = proc.stdout.fileno(), b"", False, time.monotonic()
+    while True:
+        ready, _, _ = select.select([fd], [], [], CANCEL_POLL_S)
+        if ready:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            buffer += chunk
+            *lines, buffer = buffer.split(b"\n")
+            for raw in lines:
+                yield raw.decode("utf-8", errors="replace")
+        if not asked and time.monotonic() - last_poll >= CANCEL_POLL_S:
+            last_poll = time.monotonic()
+            if should_cancel():
+                asked = True
+                yield None
+    if buffer:
+        yield buffer.decode("utf-8", errors="replace")
 
-    def __init__(self, proc: subprocess.Popen, should_cancel: Callable[[], bool]) -> None:
-        self.fired = False
-        self._done = threading.Event()
-        self._proc, self._should_cancel = proc, should_cancel
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-        self._thread.start()
 
-    def _loop(self) -> None:
-        try:
-            while not self._done.wait(2.0):
-                if self._should_cancel():
-                    self.fired = True
-                    os.killpg(self._proc.pid, signal.SIGTERM)
-                    return
-        finally:
-            connections.close_all()  # this thread's own connection
-
-    def set_done(self) -> None:
-        self._done.set()
-        self._thread.join(timeout=5)
+def _trainer_preexec() -> None:
+    """In the child: own process group (for cancel), and die with the worker (SIGKILL)."""
+    os.setsid()
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)

@@ -167,6 +167,9 @@ def _record_metric(run_id: int, record: dict) -> None:
 
 def _register_output(run: TrainingRun, *, log_tail: str) -> TrainingRun:
     final = Path(run.run_dir) / "final"
+    if not (final / "prefloop_training.json").is_file():
+        error = "the trainer stopped before writing a final model (interrupted?)"
+        return _finish(run, TrainingRun.Status.FAILED, error=error, log_tail=log_tail)
     info = json.loads((final / "prefloop_training.json").read_text())
     with transaction.atomic():
         version = generation_services.model_version_register(
@@ -183,5 +186,6 @@ def _finish(run: TrainingRun, status: str, *, error: str = "", log_tail: str = "
     run.log_tail = log_tail or run.log_tail
     run.save(update_fields=["status", "error", "finished_at", "log_tail", "output_version",
                             "summary"])  # fmt: skip
+    run.refresh_from_db(fields=["step", "total_steps"])  # written by _record_metric
     logger.info("training run %s %s %s", run.pk, status, error)
     return run

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from django.conf import settings
 from django.db import connection
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,14 +32,18 @@ def test_database_url() -> str:
 
 @contextmanager
 def celery_worker(
-    *, broker_url: str, queues: str = "default,gpu,train", env: dict | None = None,
+    *, broker_url: str = "", queues: str = "default,gpu,train", env: dict | None = None,
     log_path: Path | None = None,
 ) -> Iterator[subprocess.Popen]:
-    """Run ``celery worker`` (solo pool) until the block exits; SIGTERM then wait."""
+    """Run ``celery worker`` (solo pool) until the block exits; SIGTERM then wait.
+
+    By default the worker listens on the broker this test process publishes to.
+    """
     worker_env = {
         **os.environ,
         "DATABASE_URL": test_database_url(),
-        "CELERY_BROKER_URL": broker_url,
+        "CELERY_BROKER_URL": broker_url or settings.CELERY_BROKER_URL,
+        "PREFLOOP_BROKER_DIR": str(settings.CELERY_BROKER_FOLDER),
         "CELERY_RESULT_BACKEND": "django-db",
         **(env or {}),
     }
