@@ -171,6 +171,13 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Collect preference data and turn it into better language models.",
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Several models have a "status" or "split" field with different choices.
+    "ENUM_NAME_OVERRIDES": {
+        "PromptSplitEnum": "annotation.models.Prompt.Split",
+        "AssignmentStatusEnum": "annotation.models.Assignment.Status",
+        "GenerationJobStatusEnum": "generation.models.GenerationJob.Status",
+        "TrainingRunStatusEnum": "training.models.TrainingRun.Status",
+    },
 }
 
 # --- Celery --------------------------------------------------------------------------
