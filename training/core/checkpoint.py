@@ -95,6 +95,8 @@ RESUME_MAY_CHANGE = {
     "ref_cache_dir",
     "output_dir",
     "checkpoint_every",
+    "threads",
+    "prefix_sharing",  # the same log-probs, computed another way
 }
 
 

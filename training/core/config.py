@@ -80,6 +80,31 @@ class TrainConfig:
         False, "recompute decoder activations in the backward (less memory)"
     )
     bf16: bool = _f(True, "bfloat16 autocast on CUDA (weights stay float32); ignored on CPU")
+    prefix_sharing: bool = _f(
+        True,
+        "pairs: one row per pair, prompt | chosen | rejected, so the prompt is computed once "
+        "(exact; needs the sdpa or eager attention, else it is switched off)",
+    )
+    threads: int = _f(0, "torch.set_num_threads per process; 0 = torch's default")
+    fsdp: bool = _f(
+        False,
+        "under torchrun: shard parameters, gradients and optimizer state (FSDP2) instead of "
+        "replicating them (DDP)",
+    )
+    # LoRA (peft)
+    lora_r: int = _f(
+        0,
+        "LoRA rank; > 0 trains adapters only, and the reference (when it is the policy) is "
+        "the policy with adapters disabled",
+    )
+    lora_alpha: float = _f(16.0, "LoRA scaling alpha (the update is scaled by alpha / r)")
+    lora_dropout: float = _f(
+        0.0, "dropout on the LoRA input (0 keeps policy == reference at step 0)"
+    )
+    lora_target_modules: str = _f(
+        "all-linear",
+        "comma-separated module names to adapt (q_proj,v_proj,...) or all-linear (not lm_head)",
+    )
     logps_chunk_size: int = _f(
         1024, "completion positions per LM-head call when computing log-probs"
     )
@@ -135,6 +160,8 @@ def check_config(cfg: TrainConfig) -> None:
         )
     if cfg.batch_size < 1 or cfg.grad_accum < 1 or cfg.epochs < 1:
         problems.append("--batch-size, --grad-accum and --epochs must be >= 1")
+    if cfg.lora_r < 0 or not 0.0 <= cfg.lora_dropout < 1.0:
+        problems.append("--lora-r must be >= 0 and --lora-dropout in [0, 1)")
     if not 0.0 <= cfg.eval_fraction < 1.0:
         problems.append("--eval-fraction must be in [0, 1)")
     if problems:

@@ -28,7 +28,8 @@ import torch
 from training import losses
 from training.core import data
 from training.core.config import TrainConfig
-from training.core.logps import sequence_logps
+from training.core.logps import INPUT_KEYS
+from training.core.logps import batch_logps as _logps
 
 
 @dataclass
@@ -70,14 +71,17 @@ def make_split(snap: data.Snapshot, cfg: TrainConfig) -> Split:
 
 
 def batch_logps(model, batch: dict, prefix: str = "", chunk_size: int = 1024):
-    """``sequence_logps`` of ``batch[prefix + "input_ids"]`` etc.; KTO KL rows: ``prefix="kl_"``."""
-    return sequence_logps(
-        model,
-        batch[prefix + "input_ids"],
-        batch[prefix + "attention_mask"],
-        batch[prefix + "completion_mask"],
-        chunk_size=chunk_size,
-    )
+    """Log-probs of ``batch``'s sequences (either layout); KTO's KL rows: ``prefix="kl_"``.
+
+    ``model`` is a causal LM, a ``logps.LogpsHead`` (maybe inside DDP / FSDP) or any callable
+    taking the batch tensors as keywords (the LoRA reference: the policy, adapters off).
+    """
+    inputs = {
+        k[len(prefix) :]: v
+        for k, v in batch.items()
+        if k.startswith(prefix) and k[len(prefix) :] in INPUT_KEYS
+    }
+    return _logps(model, inputs, chunk_size)
 
 
 def reference_logps(split: Split, batch: dict, ref_model, chunk_size: int):
@@ -94,16 +98,28 @@ def reference_logps(split: Split, batch: dict, ref_model, chunk_size: int):
         return main, batch_logps(ref_model, batch, "kl_", chunk_size)[0]
 
 
-def compute_loss(cfg: TrainConfig, policy, batch: dict, ref_fn) -> tuple[torch.Tensor, dict]:
-    """Mean loss of one micro-batch and its metrics (python floats; ``n`` = rows).
+def compute_loss(
+    cfg: TrainConfig, policy, batch: dict, ref_fn, kl_mean=None
+) -> tuple[torch.Tensor, dict]:
+    """Mean loss of one micro-batch and its metrics (python floats; ``n`` = rows, ``n_chosen`` /
+    ``n_rejected`` = chosen / rejected (KTO: desirable / undesirable) rows).
 
     ``ref_fn(batch)`` returns the reference log-probs (see :func:`reference_logps`).
+    ``kl_mean(diffs)``, when given, turns KTO's KL-row log-ratios ``(B,)`` into their mean ``(1,)``
+    over every process (the batch is split across ranks; z0 is a whole-batch statistic).
+    The forwards without gradient (reference, KL rows) run before the policy's forward with
+    gradient, so a sharded (FSDP) model sees one forward per backward.
     """
+    ref = ref_fn(batch) if cfg.needs_reference() else None
+    kl_logps = None
+    if cfg.algorithm == "kto":
+        with torch.no_grad():  # TRL: no gradient through the KL reference point
+            kl_logps, _ = batch_logps(policy, batch, "kl_", cfg.logps_chunk_size)
     logps, lengths = batch_logps(policy, batch, "", cfg.logps_chunk_size)
     if cfg.algorithm == "kto":
-        loss, out, stats, chosen, rejected = _kto(cfg, policy, batch, ref_fn, logps)
+        loss, out, stats, chosen, rejected = _kto(cfg, batch, ref, logps, kl_logps, kl_mean)
     else:
-        loss, out, stats, chosen, rejected = _pairs(cfg, batch, ref_fn, logps, lengths)
+        loss, out, stats, chosen, rejected = _pairs(cfg, ref, logps, lengths)
     stats.update(
         loss=loss.item(),
         reward_margin=_mean(out.chosen_rewards) - _mean(out.rejected_rewards),
@@ -112,15 +128,17 @@ def compute_loss(cfg: TrainConfig, policy, batch: dict, ref_fn) -> tuple[torch.T
         chosen_logps=_mean(chosen),
         rejected_logps=_mean(rejected),
         n=int(batch["idx"].numel()),
+        n_chosen=chosen.numel(),
+        n_rejected=rejected.numel(),
     )
     return loss, stats
 
 
-def _kto(cfg: TrainConfig, policy, batch: dict, ref_fn, logps: torch.Tensor):
+def _kto(cfg: TrainConfig, batch: dict, ref_pair, logps, kl_logps, kl_mean):
     beta, label = cfg.resolved_beta(), batch["label"]
-    with torch.no_grad():  # TRL: no gradient through the KL reference point
-        kl_logps, _ = batch_logps(policy, batch, "kl_", cfg.logps_chunk_size)
-    ref, ref_kl = ref_fn(batch)
+    ref, ref_kl = ref_pair
+    if kl_mean is not None:  # z0 over all ranks' KL rows: pass their mean as a 1-element batch
+        kl_logps, ref_kl = kl_mean(kl_logps - ref_kl), torch.zeros(1, device=logps.device)
     out = losses.kto_loss(
         logps,
         ref,
@@ -137,13 +155,12 @@ def _kto(cfg: TrainConfig, policy, batch: dict, ref_fn, logps: torch.Tensor):
     return out.losses.mean(), out, stats, logps[label], logps[~label]
 
 
-def _pairs(cfg: TrainConfig, batch: dict, ref_fn, logps: torch.Tensor, lengths: torch.Tensor):
+def _pairs(cfg: TrainConfig, ref, logps: torch.Tensor, lengths: torch.Tensor):
     beta = cfg.resolved_beta()
     chosen, rejected = logps.chunk(2)  # (B,) each: the batch holds chosen rows, then rejected rows
     chosen_len, rejected_len = lengths.chunk(2)
     stats = {"kl": float("nan")}  # no reference for SimPO/ORPO: logged as null
     if cfg.algorithm in ("dpo", "ipo"):
-        ref = ref_fn(batch)
         out = losses.dpo_loss(
             chosen,
             rejected,
@@ -155,7 +172,7 @@ def _pairs(cfg: TrainConfig, batch: dict, ref_fn, logps: torch.Tensor, lengths: 
             rejected_lengths=rejected_len,
         )
         loss = out.losses.mean()
-        stats["kl"] = (logps - ref).mean().item()
+        stats["kl"] = (logps.detach() - ref).mean().item()
     elif cfg.algorithm == "simpo":
         out = losses.simpo_loss(
             chosen,
@@ -180,10 +197,39 @@ def _mean(t: torch.Tensor) -> float:
     return t.float().mean().item() if t.numel() else float("nan")
 
 
-def aggregate(stats: list[dict]) -> dict:
-    """Row-weighted means over micro-batches, skipping values that are NaN in a micro-batch."""
-    out = {}
-    for k in (k for k in stats[0] if k != "n"):
-        pairs = [(s[k], s["n"]) for s in stats if not math.isnan(s[k])]
-        out[k] = sum(v * n for v, n in pairs) / sum(n for _, n in pairs) if pairs else None
-    return out
+# Metrics about one class of rows are averaged over the rows of that class (KTO batches, and
+# the shards of a batch split across ranks, hold the two classes in varying proportions).
+CLASS_WEIGHT = {
+    "chosen_logps": "n_chosen",
+    "chosen_reward": "n_chosen",
+    "rejected_logps": "n_rejected",
+    "rejected_reward": "n_rejected",
+}
+COUNTS = ("n", "n_chosen", "n_rejected")
+
+
+def without_weight(stats: dict) -> dict:
+    """The stats of a stand-in micro-batch (distributed.shard): counted nowhere."""
+    return stats | {k: 0 for k in COUNTS}
+
+
+def aggregate(stats: list[dict], reduce_sum=None) -> dict:
+    """Row-weighted means over micro-batches (``reduce_sum``: and over ranks, by summing the
+    weighted totals), skipping values that are NaN in a micro-batch; None when no row had one.
+    ``reward_margin`` = mean chosen reward - mean rejected reward; ``rows`` = rows counted."""
+    keys = sorted(k for k in stats[0] if k not in COUNTS and k != "reward_margin")
+    flat = []
+    for k in keys:
+        w = CLASS_WEIGHT.get(k, "n")
+        pairs = [(s[k], s[w]) for s in stats if s[w] and not math.isnan(s[k])]
+        flat += [sum(v * n for v, n in pairs), sum(n for _, n in pairs)]
+    flat.append(sum(s["n"] for s in stats))
+    if reduce_sum is not None:
+        flat = reduce_sum(flat)
+    out = {
+        k: flat[2 * i] / flat[2 * i + 1] if flat[2 * i + 1] else None for i, k in enumerate(keys)
+    }
+    if "chosen_reward" in out:
+        chosen, rejected = out["chosen_reward"], out["rejected_reward"]
+        out["reward_margin"] = None if chosen is None or rejected is None else chosen - rejected
+    return out | {"rows": int(flat[-1])}

@@ -21,8 +21,9 @@ from array import array
 
 import torch
 
+from training.core import distributed
 from training.core.data import Sequence, collate
-from training.core.logps import sequence_logps
+from training.core.logps import batch_logps
 
 
 def model_fingerprint(path: str) -> dict:
@@ -68,7 +69,10 @@ def score(
     chunk_size: int = 1024,
     autocast: bool = False,
 ) -> torch.Tensor:
-    """Summed completion log-probs of ``seqs`` under ``model``, ``(len(seqs),)`` float32 on CPU."""
+    """Summed completion log-probs of ``seqs`` under ``model``, ``(len(seqs),)`` float32 on CPU.
+
+    ``model`` is a causal LM or anything ``logps.batch_logps`` accepts (a ``LogpsHead``, the
+    LoRA policy with adapters off)."""
     # Sorting by length keeps padding (and wasted compute) low; results go back to input order.
     order = sorted(
         range(len(seqs)), key=lambda i: len(seqs[i].prompt_ids) + len(seqs[i].completion_ids)
@@ -80,15 +84,16 @@ def score(
             k: v.to(device) for k, v in collate([seqs[i] for i in idx], max_length, pad_id).items()
         }
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-            logps, _ = sequence_logps(
-                model,
-                batch["input_ids"],
-                batch["attention_mask"],
-                batch["completion_mask"],
-                chunk_size=chunk_size,
-            )
+            logps, _ = batch_logps(model, batch, chunk_size)
         out[torch.tensor(idx)] = logps.float().cpu()
     return out
+
+
+def _read_cache(path: str, key: str, n: int) -> torch.Tensor | None:
+    if not os.path.exists(path):
+        return None
+    cached = torch.load(path, map_location="cpu", weights_only=True)
+    return cached["logps"] if cached["key"] == key and cached["logps"].numel() == n else None
 
 
 def precompute(
@@ -104,21 +109,30 @@ def precompute(
     device: torch.device,
     chunk_size: int = 1024,
     autocast: bool = False,
+    dist: distributed.Dist | None = None,
 ) -> tuple[torch.Tensor, bool]:
     """Cached reference log-probs of ``seqs``; returns ``(logps (len(seqs),), cache_hit)``.
 
     ``load_model(path)`` is only called on a cache miss, and the model is dropped afterwards.
+    With several processes (``dist``) rank 0 reads the cache and shares it; on a miss every rank
+    scores an equal share of the sequences (the same number of forwards on every rank, as a
+    sharded model needs), the shares are gathered, and rank 0 writes the file while the others
+    wait.
     """
+    d = dist or distributed.Dist()
     key = cache_key(snapshot_sha256, reference_path, seqs, max_length)
     path = os.path.join(cache_dir, f"ref-logps-{key[:24]}.pt")
-    if os.path.exists(path):
-        cached = torch.load(path, map_location="cpu", weights_only=True)
-        if cached["key"] == key and cached["logps"].numel() == len(seqs):
-            return cached["logps"], True
+    cached = _read_cache(path, key, len(seqs)) if d.is_main else None
+    cached = distributed.broadcast_object(cached, d)
+    if cached is not None:
+        return cached, True
     model = load_model(reference_path)
-    logps = score(
+    per_rank = -(-len(seqs) // d.world)
+    mine = list(range(d.rank, len(seqs), d.world))
+    mine += [0] * (per_rank - len(mine))  # stand-ins, so every rank runs as many batches
+    part = score(
         model,
-        seqs,
+        [seqs[i] for i in mine],
         max_length=max_length,
         pad_id=pad_id,
         batch_size=batch_size,
@@ -127,10 +141,31 @@ def precompute(
         autocast=autocast,
     )
     del model
-    os.makedirs(cache_dir, exist_ok=True)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    torch.save(
-        {"key": key, "logps": logps, "reference": reference_path, "snapshot": snapshot_sha256}, tmp
-    )
-    os.replace(tmp, path)
+    logps = _gather(part, mine, len(seqs), d, device)
+    if d.is_main:
+        os.makedirs(cache_dir, exist_ok=True)
+        tmp = f"{path}.tmp-{os.getpid()}"
+        torch.save(
+            {"key": key, "logps": logps, "reference": reference_path, "snapshot": snapshot_sha256},
+            tmp,
+        )
+        os.replace(tmp, path)
+    distributed.barrier(d)
     return logps, False
+
+
+def _gather(
+    part: torch.Tensor, mine: list[int], n: int, d: distributed.Dist, device: torch.device
+) -> torch.Tensor:
+    """Every rank's scores put back in sequence order (rank r scored r, r+N, ...)."""
+    if not d.enabled:
+        return part[: len(mine)]
+    import torch.distributed as tdist
+
+    parts = [torch.empty_like(part, device=device) for _ in range(d.world)]
+    tdist.all_gather(parts, part.to(device))
+    out = torch.zeros(n, dtype=torch.float32)
+    for rank, p in enumerate(parts):
+        idx = list(range(rank, n, d.world))
+        out[torch.tensor(idx, dtype=torch.long)] = p[: len(idx)].cpu()
+    return out

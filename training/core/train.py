@@ -5,6 +5,11 @@ Run it (one process; CPU or one GPU)::
     python -m training.core.train --policy-path MODEL --train-path snapshot.jsonl \\
         --output-dir runs/r1 --algorithm dpo --beta 0.1 --lr 1e-4 --epochs 2 --batch-size 32
 
+or on N GPUs of a node (``--fsdp`` shards the model instead of replicating it;
+``docs/training.md`` covers clusters and SLURM)::
+
+    torchrun --nproc_per_node=N -m training.core.train --policy-path MODEL ...
+
 or ``--config run.json`` with the same keys (flags win); ``--help`` lists every flag. From Python
 (the Celery task does this): ``summary = main(TrainConfig(...))``.
 
@@ -23,7 +28,10 @@ Choices worth knowing (they follow TRL 1.16 unless said otherwise):
   TRL's ORPOTrainer also counts the prompt tokens; we do not train on prompts.
 - The reference is the initial policy unless ``--reference-path`` says otherwise.
 - Metric definitions (``reward_accuracy``, ``kl``, ...) are in ``training/core/objective.py``.
-- Single process. Nothing here is distributed (no DDP/FSDP); use one GPU or the CPU.
+- Several processes (``torchrun``): ``--batch-size`` is the global micro-batch, split across the
+  ranks, so the run optimises exactly as one process would; ``distributed.py`` says who does what.
+- LoRA (``--lora-r``): adapters only, the reference is the policy with adapters off, the final
+  model is merged (``lora.py``).
 """
 
 from __future__ import annotations
@@ -38,33 +46,39 @@ import time
 
 import torch
 
-from training.core import checkpoint, data, objective, reference
+from training.core import checkpoint, data, distributed, lora, objective, reference
 from training.core.config import TrainConfig, check_config, config_from_args
+from training.core.logps import LogpsHead, supports_shared_prefix
+from training.core.modelio import final_model, load_model, model_state, restore_state
+
+__all__ = ["METRIC_PREFIX", "load_model", "main"]
 
 METRIC_PREFIX = "PREFLOOP_METRIC "
 
 
-def load_model(path: str, device: torch.device):
-    """A causal LM in float32 with dropout off (as TRL's ``disable_dropout=True``)."""
-    from transformers import AutoModelForCausalLM
-
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
-    for m in model.modules():
-        if isinstance(m, torch.nn.Dropout):
-            m.p = 0.0
-        for attr in ("attention_dropout", "dropout"):  # functional dropout (e.g. Qwen2 attention)
-            if isinstance(getattr(m, attr, None), float):
-                setattr(m, attr, 0.0)
-    return model.to(device)
+def pad_token_id(tokenizer) -> int:
+    if tokenizer.pad_token_id is not None:
+        return tokenizer.pad_token_id
+    return tokenizer.eos_token_id or 0
 
 
-def saved_dtype(path: str) -> torch.dtype:
-    """The dtype the checkpoint at ``path`` was stored in; the final model is saved in it too."""
-    from transformers import AutoConfig
-
-    dtype = getattr(AutoConfig.from_pretrained(path), "dtype", None)
-    dtype = getattr(torch, dtype, None) if isinstance(dtype, str) else dtype
-    return dtype if isinstance(dtype, torch.dtype) else torch.float32
+def start_decision(cfg: TrainConfig) -> tuple[str, object]:
+    """("done", summary) for a finished run being resumed, ("error", message), or ("go", None).
+    Rank 0 decides (it is the one that writes ``output_dir``) and tells the others."""
+    if cfg.resume and (done := checkpoint.read_final(cfg.output_dir)) is not None:
+        return "done", done["summary"]
+    leftovers = [
+        d
+        for d in (checkpoint.FINAL, checkpoint.CHECKPOINTS)
+        if os.path.exists(os.path.join(cfg.output_dir, d))
+    ]
+    if leftovers and not cfg.resume:
+        return "error", (
+            f"{cfg.output_dir} already holds a run ({leftovers}); pass --resume "
+            "to continue it or use an empty --output-dir"
+        )
+    os.makedirs(cfg.output_dir, exist_ok=True)
+    return "go", None
 
 
 def lr_factor(schedule: str, warmup: int, total: int):
@@ -81,7 +95,7 @@ def lr_factor(schedule: str, warmup: int, total: int):
     return factor
 
 
-def emit(path: str, record: dict) -> None:
+def emit(path: str, record: dict, on_record=None) -> None:
     record = {
         k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in record.items()
     }
@@ -89,30 +103,39 @@ def emit(path: str, record: dict) -> None:
     print(METRIC_PREFIX + line, flush=True)
     with open(path, "a") as fh:
         fh.write(line + "\n")
+    if on_record is not None:
+        on_record(record)
 
 
-def main(cfg: TrainConfig) -> dict:
+def main(cfg: TrainConfig, on_record=None) -> dict:
     """Train, evaluate and save ``output_dir/final``; returns the run summary (also in
     ``final/prefloop_training.json``). With ``cfg.resume`` a finished run returns its summary
-    at once and an unfinished one continues from its last checkpoint."""
+    at once and an unfinished one continues from its last checkpoint. Under ``torchrun`` every
+    rank calls it and gets the same summary."""
     check_config(cfg)
-    if cfg.resume and (done := checkpoint.read_final(cfg.output_dir)) is not None:
-        return done["summary"]
-    leftovers = [
-        d
-        for d in (checkpoint.FINAL, checkpoint.CHECKPOINTS)
-        if os.path.exists(os.path.join(cfg.output_dir, d))
-    ]
-    if leftovers and not cfg.resume:
-        raise ValueError(
-            f"{cfg.output_dir} already holds a run ({leftovers}); pass --resume "
-            "to continue it or use an empty --output-dir"
-        )
-    os.makedirs(cfg.output_dir, exist_ok=True)
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
+    d, device = distributed.setup(cfg.device)
+    try:
+        return _train(cfg, d, device, on_record)
+    finally:
+        distributed.teardown(d)
+
+
+def _train(cfg: TrainConfig, d: distributed.Dist, device: torch.device, on_record) -> dict:
+    what, detail = distributed.broadcast_object(start_decision(cfg) if d.is_main else None, d)
+    if what == "done":
+        return detail
+    if what == "error":
+        raise ValueError(detail)
     metrics_path = os.path.join(cfg.output_dir, "metrics.jsonl")
+
+    def log(record: dict) -> None:  # rank 0 speaks for the run
+        if d.is_main:
+            emit(metrics_path, record, on_record)
+
     random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
-    device = torch.device(cfg.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     use_autocast = cfg.bf16 and device.type == "cuda"
 
     def autocast():  # bf16 autocast on CUDA only; weights stay float32
@@ -120,28 +143,33 @@ def main(cfg: TrainConfig) -> dict:
 
     t_begin = time.time()
 
-    # ---- data: snapshot -> token ids -> train / eval splits
+    # ---- data: snapshot -> token ids -> train / eval splits (every rank tokenises all of it)
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(cfg.policy_path)
-    pad_id = (
-        tokenizer.pad_token_id
-        if tokenizer.pad_token_id is not None
-        else tokenizer.eos_token_id or 0
-    )
+    pad_id = pad_token_id(tokenizer)
     snap, train, evals = objective.load_splits(cfg, tokenizer)
 
-    # ---- models: policy (trained), reference (frozen: precomputed log-probs or a live model)
+    # ---- models: policy (trained; LoRA: adapters only) inside a LogpsHead, wrapped for
+    # DDP / FSDP; reference (frozen: precomputed log-probs, a live model, or adapters off)
     policy = load_model(cfg.policy_path, device)
     if cfg.gradient_checkpointing:
         policy.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    if cfg.lora_r:
+        policy = lora.add_adapters(policy, cfg)
     policy.train()
+    fsdp = cfg.fsdp and d.enabled
+    head = distributed.wrap(LogpsHead(policy, cfg.logps_chunk_size), d, device, fsdp)
+    shared_prefix = cfg.prefix_sharing and supports_shared_prefix(policy)
     ref_path = cfg.reference_path or cfg.policy_path
+    adapters_off = cfg.lora_r > 0 and ref_path == cfg.policy_path  # no second model
     ref_model, ref_cache_hits = None, []
     if cfg.needs_reference() and cfg.precompute_ref:
         for split in filter(None, (train, evals)):
             split.ref, hit = reference.precompute(
-                lambda p: load_model(p, device).eval(),
+                (lambda p: lora.AdaptersOff(head, policy))
+                if adapters_off
+                else (lambda p: load_model(p, device).eval()),
                 ref_path,
                 split.snap.sha256,
                 data.reference_sequences(split.snap, split.kl),
@@ -152,8 +180,11 @@ def main(cfg: TrainConfig) -> dict:
                 device=device,
                 chunk_size=cfg.logps_chunk_size,
                 autocast=use_autocast,
+                dist=d,
             )
             ref_cache_hits.append(hit)
+    elif cfg.needs_reference() and adapters_off:
+        ref_model = lora.AdaptersOff(head, policy)
     elif cfg.needs_reference():
         ref_model = load_model(ref_path, device).eval().requires_grad_(False)
 
@@ -162,22 +193,34 @@ def main(cfg: TrainConfig) -> dict:
             split, batch, ref_model, cfg.logps_chunk_size
         )
 
+    def reduce_sum(values: list[float]) -> list[float]:  # totals over all ranks
+        return distributed.all_reduce_sum(values, d, device)
+
+    def kl_mean_for(counts: bool):  # KTO's z0 over all ranks' rows of the batch
+        return (lambda diff: distributed.global_mean(diff, counts, d)) if d.enabled else None
+
     def batches_of(split: objective.Split, idx_batches: list[list[int]]):
+        """(batch of this rank's rows, whether they count, this rank's loss weight)."""
         for idx in idx_batches:
-            b = data.make_batch(split.snap, idx, cfg.max_length, pad_id, split.kl)
-            yield {k: v.to(device) for k, v in b.items()}
+            mine, counts = distributed.shard(idx, d)
+            b = data.make_batch(split.snap, mine, cfg.max_length, pad_id, split.kl, shared_prefix)
+            weight = len(mine) * d.world / len(idx) if counts else 0.0  # DDP averages ranks
+            yield {k: v.to(device) for k, v in b.items()}, counts, weight
 
     def evaluate(split: objective.Split) -> dict:
-        policy.eval()
+        head.eval()
         stats = []
         with torch.no_grad(), autocast():
-            for batch in batches_of(split, split.eval_batches(cfg.batch_size)):
-                stats.append(objective.compute_loss(cfg, policy, batch, ref_fn_for(split))[1])
-        policy.train()
-        return objective.aggregate(stats) | {"rows": len(split.snap.rows)}
+            for batch, counts, _ in batches_of(split, split.eval_batches(cfg.batch_size)):
+                ref_fn = ref_fn_for(split)
+                s = objective.compute_loss(cfg, head, batch, ref_fn, kl_mean_for(counts))[1]
+                stats.append(s if counts else objective.without_weight(s))
+        head.train()
+        return objective.aggregate(stats, reduce_sum)
 
     # ---- optimizer and schedule
-    optimizer = torch.optim.AdamW(policy.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    params = [p for p in head.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     micro_per_epoch = len(data.epoch_batches(train.snap, cfg.batch_size, cfg.seed, 0, train.blocks))
     steps_per_epoch = math.ceil(micro_per_epoch / cfg.grad_accum)
     total_steps = cfg.epochs * steps_per_epoch
@@ -188,20 +231,26 @@ def main(cfg: TrainConfig) -> dict:
     # ---- resume: model, optimizer, scheduler, RNG, position and the epoch's data order
     step, start_epoch, start_group, saved_order = 0, 0, 0, None
     state = checkpoint.load_latest_checkpoint(cfg.output_dir) if cfg.resume else None
+    main_step = distributed.broadcast_object(state and state["step"], d)
+    if (state and state["step"]) != main_step:
+        raise RuntimeError(
+            f"rank {d.rank} sees checkpoint step {state and state['step']}, rank 0 {main_step}: "
+            "to resume, --output-dir must be on a filesystem every node shares"
+        )
     if state is not None:
         checkpoint.check_resume_config(state["config"], cfg.to_dict())
-        policy.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
+        restore_state(cfg, state, policy, head, optimizer, fsdp)
         scheduler.load_state_dict(state["scheduler"])
         checkpoint.set_rng_state(state["rng"])
         step, start_epoch, start_group = state["step"], state["epoch"], state["group"]
         saved_order = state["order"]
-        checkpoint.truncate_metrics(metrics_path, step)
-    elif os.path.exists(metrics_path):
+        if d.is_main:
+            checkpoint.truncate_metrics(metrics_path, step)
+    elif d.is_main and os.path.exists(metrics_path):
         os.remove(metrics_path)
+    state = None  # the checkpoint's tensors are loaded; free them
     start_step = step
-    emit(
-        metrics_path,
+    log(
         {
             "type": "start",
             "step": step,
@@ -212,9 +261,13 @@ def main(cfg: TrainConfig) -> dict:
             "truncated_rows": snap.num_truncated,
             "dropped_rows": snap.num_dropped,
             "ref_cache_hits": ref_cache_hits,
-            "resumed": state is not None,
+            "resumed": start_step > 0,
             "device": str(device),
-        },
+            "world_size": d.world,
+            "fsdp": fsdp,
+            "lora": cfg.lora_r > 0,
+            "prefix_sharing": shared_prefix,
+        }
     )
 
     # ---- the loop
@@ -228,19 +281,25 @@ def main(cfg: TrainConfig) -> dict:
         for g in range(start_group if epoch == start_epoch else 0, len(groups)):
             t0 = time.perf_counter()
             stats, tokens = [], 0
-            for batch in batches_of(train, groups[g]):
-                with autocast():
-                    loss, s = objective.compute_loss(cfg, policy, batch, ref_fn_for(train))
-                (loss / len(groups[g])).backward()
-                stats.append(s)
-                tokens += int(batch["attention_mask"].sum())
+            n_micro = len(groups[g])
+            for i, (batch, counts, weight) in enumerate(batches_of(train, groups[g])):
+                # gradients are all-reduced once per step, in the last micro-batch's backward
+                with distributed.no_grad_sync(head, sync=i + 1 == n_micro), autocast():
+                    loss, s = objective.compute_loss(
+                        cfg, head, batch, ref_fn_for(train), kl_mean_for(counts)
+                    )
+                    (loss * weight / n_micro).backward()
+                stats.append(s if counts else objective.without_weight(s))
+                tokens += data.batch_tokens(batch) * counts
             max_norm = cfg.clip if cfg.clip > 0 else float("inf")
-            grad_norm = torch.nn.utils.clip_grad_norm_(policy.parameters(), max_norm).item()
+            grad_norm = distributed.clip_grad_norm(params, max_norm)
             lr = scheduler.get_last_lr()[0]
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             step += 1
+            metrics = objective.aggregate(stats, reduce_sum)
+            tokens = reduce_sum([tokens])[0]
             if device.type == "cuda":
                 torch.cuda.synchronize()
             dt = time.perf_counter() - t0
@@ -249,35 +308,38 @@ def main(cfg: TrainConfig) -> dict:
                 "step": step,
                 "total_steps": total_steps,
                 "epoch": epoch,
-                **objective.aggregate(stats),
+                **metrics,
                 "grad_norm": grad_norm,
                 "lr": lr,
                 "tokens_per_s": tokens / dt,
                 "step_s": dt,
             }
-            emit(metrics_path, last)
+            log(last)
 
             if evals and cfg.eval_every and step % cfg.eval_every == 0 and step < total_steps:
-                emit(metrics_path, {"type": "eval", "step": step, **evaluate(evals)})
+                log({"type": "eval", "step": step, **evaluate(evals)})
             end_of_epoch = g + 1 == len(groups)
             if (cfg.checkpoint_every and step % cfg.checkpoint_every == 0) or (
                 not cfg.checkpoint_every and end_of_epoch
             ):
-                checkpoint.save_checkpoint(
-                    cfg.output_dir,
-                    step,
-                    {
-                        "model": policy.state_dict(),
-                        "optimizer": optimizer.state_dict(),
-                        "scheduler": scheduler.state_dict(),
-                        "rng": checkpoint.rng_state(),
-                        "step": step,
-                        "epoch": epoch + end_of_epoch,
-                        "group": 0 if end_of_epoch else g + 1,
-                        "order": None if end_of_epoch else order,
-                        "config": cfg.to_dict(),
-                    },
-                )
+                model_sd, optim_sd = model_state(cfg, policy, head, optimizer, fsdp, d)
+                if d.is_main:
+                    checkpoint.save_checkpoint(
+                        cfg.output_dir,
+                        step,
+                        {
+                            "model": model_sd,
+                            "optimizer": optim_sd,
+                            "scheduler": scheduler.state_dict(),
+                            "rng": checkpoint.rng_state(),
+                            "step": step,
+                            "epoch": epoch + end_of_epoch,
+                            "group": 0 if end_of_epoch else g + 1,
+                            "order": None if end_of_epoch else order,
+                            "config": cfg.to_dict(),
+                        },
+                    )
+                distributed.barrier(d)
             if (
                 cfg.stop_after_steps
                 and step - start_step >= cfg.stop_after_steps
@@ -288,7 +350,7 @@ def main(cfg: TrainConfig) -> dict:
     # ---- held-out evaluation and the final model
     eval_metrics = evaluate(evals) if evals else None
     if eval_metrics:
-        emit(metrics_path, {"type": "eval", "step": step, **eval_metrics})
+        log({"type": "eval", "step": step, **eval_metrics})
     summary = {
         "status": "finished",
         "step": step,
@@ -300,37 +362,42 @@ def main(cfg: TrainConfig) -> dict:
         "truncated_rows": snap.num_truncated,
         "dropped_rows": snap.num_dropped,
         "snapshot_sha256": snap.sha256,
+        "world_size": d.world,
+        "lora": lora.summary(policy, cfg) if cfg.lora_r else None,
         "last_train": last,
         "eval": eval_metrics,
         "elapsed_s": time.time() - t_begin,
         "final_dir": os.path.join(cfg.output_dir, checkpoint.FINAL),
     }
-    import transformers
+    model = final_model(cfg, policy, head, fsdp, d)
+    if d.is_main:
+        import transformers
 
-    policy.to(saved_dtype(cfg.policy_path))  # train in float32, save as the input was stored
-    checkpoint.save_final(
-        cfg.output_dir,
-        policy,
-        tokenizer,
-        {
-            "config": cfg.to_dict(),
-            "summary": summary,
-            "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
-        },
-    )
-    if not cfg.keep_checkpoints:
-        shutil.rmtree(os.path.join(cfg.output_dir, checkpoint.CHECKPOINTS), ignore_errors=True)
-    emit(
-        metrics_path,
-        {
-            "type": "end",
-            "step": step,
-            "eval_accuracy": eval_metrics and eval_metrics.get("reward_accuracy"),
-        },
-    )
+        checkpoint.save_final(
+            cfg.output_dir,
+            model,
+            tokenizer,
+            {
+                "config": cfg.to_dict(),
+                "summary": summary,
+                "lora": summary["lora"],
+                "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
+            },
+        )
+        if not cfg.keep_checkpoints:
+            shutil.rmtree(os.path.join(cfg.output_dir, checkpoint.CHECKPOINTS), ignore_errors=True)
+        log(
+            {
+                "type": "end",
+                "step": step,
+                "eval_accuracy": eval_metrics and eval_metrics.get("reward_accuracy"),
+            }
+        )
+    distributed.barrier(d)
     return summary
 
 
 if __name__ == "__main__":
     result = main(config_from_args(sys.argv[1:]))
-    print(json.dumps(result, default=str))
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(json.dumps(result, default=str))
