@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 
 
@@ -30,3 +31,107 @@ class ModelVersion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} (v{self.version})"
+
+
+class GenerationJob(models.Model):
+    """Sample candidate responses for a project's prompts and pair them for annotation.
+
+    The prompt selection is frozen into ``prompt_ids`` when the job is created, so
+    progress has a fixed total and a re-run after a crash works on the same prompts.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+        CANCELLED = "cancelled"
+
+    class Pairing(models.TextChoices):
+        NONE = "none", "No pairs (responses only)"
+        RANDOM = "random", "Random disjoint pairs of one prompt's samples"
+        ALL = "all", "Every pair of one prompt's samples"
+        HEAD_TO_HEAD = "head_to_head", "Sample i of the model vs sample i of the opponent"
+        BEST_VS_WORST = "best_vs_worst", "Highest vs lowest judge score"
+
+    TERMINAL = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
+
+    project = models.ForeignKey(
+        "annotation.Project", on_delete=models.CASCADE, related_name="generation_jobs"
+    )
+    model_version = models.ForeignKey(
+        ModelVersion, on_delete=models.PROTECT, related_name="generation_jobs"
+    )
+    opponent_version = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        help_text="Head-to-head only: the other model version.",
+    )  # fmt: skip
+    selection = models.JSONField(default=dict, blank=True, help_text="tags, split, lacking.")
+    prompt_ids = models.JSONField(default=list)
+    sampling = models.JSONField(default=dict, help_text="n, temperature, top_p, max_tokens, seed.")
+    pairing = models.CharField(max_length=20, choices=Pairing.choices, default=Pairing.RANDOM)
+    judge = models.CharField(max_length=100, blank=True, help_text="best_vs_worst: scorer name.")
+    batch_size = models.PositiveIntegerField(default=256, help_text="Prompts per engine call.")
+
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    error = models.TextField(blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    backend = models.CharField(max_length=40, blank=True)
+    worker = models.CharField(max_length=200, blank=True)
+    celery_task_id = models.CharField(max_length=255, blank=True)
+
+    total = models.PositiveIntegerField(default=0, help_text="Prompt generations to do.")
+    done = models.PositiveIntegerField(default=0)
+    batches_done = models.PositiveIntegerField(default=0)
+    responses_created = models.PositiveIntegerField(default=0)
+    tasks_created = models.PositiveIntegerField(default=0)
+    output_tokens = models.BigIntegerField(default=0)
+    engine_seconds = models.FloatField(default=0.0)
+
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["project", "status"])]
+
+    def __str__(self) -> str:
+        return f"generation job {self.pk} ({self.status})"
+
+
+class GeneratedSample(models.Model):
+    """The unique key of one generated sample, so that re-running a batch adds nothing.
+
+    Several samples may point at one ``Response`` (identical texts collapse there).
+    """
+
+    prompt = models.ForeignKey("annotation.Prompt", on_delete=models.CASCADE, related_name="+")
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="+")
+    seed = models.BigIntegerField()
+    sampling_key = models.CharField(
+        max_length=64, help_text="Hash of temperature, top_p, max_tokens."
+    )
+    sample_index = models.PositiveSmallIntegerField()
+    response = models.ForeignKey(
+        "annotation.Response", on_delete=models.CASCADE, related_name="generated_samples"
+    )
+    job = models.ForeignKey(
+        GenerationJob, null=True, blank=True, on_delete=models.SET_NULL, related_name="samples"
+    )
+    token_count = models.PositiveIntegerField(default=0)
+    cumulative_logprob = models.FloatField(null=True, blank=True)
+    finish_reason = models.CharField(max_length=10, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["prompt", "model_version", "seed", "sampling_key", "sample_index"],
+                name="generated_sample_unique",
+            )
+        ]
+from generation.feedback.models import *  # noqa: E402,F401,F403

@@ -1,10 +1,35 @@
-"""Writes for the model registry."""
+"""Writes for the model registry and generation jobs (the job runner is in ``jobs.py``)."""
 
 from __future__ import annotations
 
-from django.db import transaction
+import secrets
+import uuid
 
-from generation.models import ModelVersion
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from annotation.models import Project
+from generation import pairing, selectors, tasks
+from generation.backends.base import (
+    MAX_SEED,
+    InvalidSamplingError,
+    ModelLoadError,
+    SamplingConfig,
+    check_model_source,
+)
+from generation.models import GenerationJob, ModelVersion
+
+NO_PROMPTS = "no prompts of this project match the selection"
+OPPONENT_NEEDED = "head_to_head pairing needs an opponent model version different from the model"
+OPPONENT_UNUSED = "an opponent model version is only used by head_to_head pairing"
+TWO_SAMPLES = "{pairing} pairing needs n >= 2 samples per prompt"
+PAIRWISE_OFF = "this project does not enable pairwise comparisons; use pairing 'none'"
+JUDGE_UNKNOWN = (
+    "best_vs_worst pairing needs a judge's scores; no scorer named {judge!r} is registered "
+    "(see generation.pairing.scorer_register)"
+)
+BATCH_SIZE = "batch_size must be between 1 and 100000"
 
 
 @transaction.atomic
@@ -25,9 +50,7 @@ def model_version_register(
     existing = ModelVersion.objects.select_for_update().filter(name=name).first()
     if existing is not None:
         if existing.source != source:
-            raise ValueError(
-                f"model name {name!r} is already registered for {existing.source!r}"
-            )
+            raise ValueError(f"model name {name!r} is already registered for {existing.source!r}")
         return existing
     version = 0 if parent is None else parent.version + 1
     return ModelVersion.objects.create(
@@ -39,3 +62,116 @@ def model_version_register(
         notes=notes,
         metadata=metadata or {},
     )
+
+
+def model_version_register_checked(
+    *, name: str, source: str, parent_name: str = "", round_index: int | None = None,
+    notes: str = "",
+) -> ModelVersion:  # fmt: skip
+    """What owners call (API, ``register_model``): a local path must be a model folder."""
+    try:
+        check_model_source(source)
+    except ModelLoadError as exc:
+        raise ValidationError({"source": str(exc)}) from exc
+    parent = selectors.model_version_get(name=parent_name) if parent_name else None
+    try:
+        return model_version_register(
+            name=name, source=source, parent=parent, round_index=round_index, notes=notes
+        )
+    except ValueError as exc:
+        raise ValidationError({"name": str(exc)}) from exc
+
+
+def sampling_checked(sampling: dict) -> dict:
+    """Validated sampling parameters with defaults filled and a seed always chosen."""
+    try:
+        config = SamplingConfig.from_dict(dict(sampling))
+    except (InvalidSamplingError, TypeError) as exc:
+        raise ValidationError({"sampling": str(exc)}) from exc
+    data = config.to_dict()
+    if data["seed"] is None:  # chosen now, so that a re-run repeats the same samples
+        data["seed"] = secrets.randbelow(MAX_SEED)
+    return data
+
+
+def _pairing_checked(
+    *, project: Project, model_version: ModelVersion, opponent_version: ModelVersion | None,
+    pairing_name: str, n: int, judge: str,
+) -> None:  # fmt: skip
+    P = GenerationJob.Pairing
+    if pairing_name not in P.values:
+        raise ValidationError({"pairing": f"unknown pairing {pairing_name!r}; expected {P.values}"})
+    if pairing_name != P.NONE and not project.pairwise_enabled:
+        raise ValidationError({"pairing": PAIRWISE_OFF})
+    if pairing_name == P.HEAD_TO_HEAD:
+        if opponent_version is None or opponent_version.pk == model_version.pk:
+            raise ValidationError({"opponent_version": OPPONENT_NEEDED})
+    elif opponent_version is not None:
+        raise ValidationError({"opponent_version": OPPONENT_UNUSED})
+    if pairing_name in (P.RANDOM, P.ALL, P.BEST_VS_WORST) and n < 2:
+        raise ValidationError({"sampling": TWO_SAMPLES.format(pairing=pairing_name)})
+    if pairing_name == P.BEST_VS_WORST and judge not in pairing.SCORERS:
+        raise ValidationError({"judge": JUDGE_UNKNOWN.format(judge=judge)})
+
+
+@transaction.atomic
+def generation_job_create(
+    *,
+    project: Project,
+    model_version: ModelVersion,
+    sampling: dict,
+    pairing_name: str = GenerationJob.Pairing.RANDOM,
+    opponent_version: ModelVersion | None = None,
+    tags: list[str] | None = None,
+    split: str = "",
+    lacking_candidates: bool = False,
+    batch_size: int = 256,
+    judge: str = "",
+    created_by=None,
+    enqueue: bool = True,
+) -> GenerationJob:
+    """Freeze the prompt selection and enqueue the job on the ``gpu`` queue after commit."""
+    data = sampling_checked(sampling)
+    _pairing_checked(
+        project=project,
+        model_version=model_version,
+        opponent_version=opponent_version,
+        pairing_name=pairing_name,
+        n=data["n"],
+        judge=judge,
+    )
+    if not 1 <= batch_size <= 100_000:
+        raise ValidationError({"batch_size": BATCH_SIZE})
+    selection = {"tags": list(tags or []), "split": split, "lacking_candidates": lacking_candidates}
+    prompt_ids = selectors.prompt_ids_select(project=project, **selection)
+    if not prompt_ids:
+        raise ValidationError({"selection": NO_PROMPTS})
+    versions = 2 if opponent_version is not None else 1
+    job = GenerationJob.objects.create(
+        project=project, model_version=model_version, opponent_version=opponent_version,
+        selection=selection, prompt_ids=prompt_ids, sampling=data, pairing=pairing_name,
+        judge=judge, batch_size=batch_size, total=len(prompt_ids) * versions,
+        created_by=created_by, celery_task_id=str(uuid.uuid4()) if enqueue else "",
+    )  # fmt: skip
+    if enqueue:
+        transaction.on_commit(
+            lambda: tasks.generation_job_execute.apply_async(
+                kwargs={"job_id": job.pk}, task_id=job.celery_task_id
+            )
+        )
+    return job
+
+
+@transaction.atomic
+def generation_job_cancel(*, job: GenerationJob) -> GenerationJob:
+    """A pending job is cancelled at once; a running one stops before its next batch."""
+    job = GenerationJob.objects.select_for_update().get(pk=job.pk)
+    if job.status in GenerationJob.TERMINAL:
+        return job
+    job.cancel_requested = True
+    fields = ["cancel_requested"]
+    if job.status == GenerationJob.Status.PENDING:
+        job.status, job.finished_at = GenerationJob.Status.CANCELLED, timezone.now()
+        fields += ["status", "finished_at"]
+    job.save(update_fields=fields)
+    return job

@@ -11,5 +11,8 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("healthz", views.healthz, name="healthz"),
     path("api/", include("annotation.urls")),
+    path("api/", include("generation.urls")),
+    path("api/", include("generation.feedback.urls")),
+    path("api/", include("training.urls")),
     path("", include("frontend.urls")),
 ]

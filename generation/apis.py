@@ -1,0 +1,135 @@
+"""REST API of the generation app: the model registry and generation jobs.
+
+Owners of a project start, watch and cancel its generation jobs; staff and project
+owners register model versions (a local folder on the workers, or a hub id).
+"""
+
+from __future__ import annotations
+
+from django.core.exceptions import PermissionDenied
+from drf_spectacular.utils import extend_schema, extend_schema_serializer
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from generation import selectors, services
+from generation.models import GenerationJob, ModelVersion
+
+
+class ModelVersionSerializer(serializers.ModelSerializer):
+    parent = serializers.SlugRelatedField(slug_field="name", read_only=True)
+
+    class Meta:
+        model = ModelVersion
+        fields = ["id", "name", "source", "parent", "version", "round_index", "notes", "created_at"]
+
+
+class GenerationJobSerializer(serializers.ModelSerializer):
+    project = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    model_version = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    opponent_version = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    progress = serializers.SerializerMethodField()
+
+    class Meta:
+        model = GenerationJob
+        fields = [
+            "id", "project", "model_version", "opponent_version", "selection", "sampling",
+            "pairing", "judge", "batch_size", "status", "error", "cancel_requested", "backend",
+            "worker", "celery_task_id", "progress", "responses_created", "tasks_created",
+            "created_at", "started_at", "finished_at",
+        ]  # fmt: skip
+
+    def get_progress(self, job: GenerationJob) -> dict:
+        return selectors.generation_job_progress(job=job)
+
+
+class ModelVersionListApi(APIView):
+    @extend_schema(responses=ModelVersionSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        return Response(ModelVersionSerializer(selectors.model_version_list(), many=True).data)
+
+
+class ModelVersionDetailApi(APIView):
+    @extend_schema(responses=ModelVersionSerializer)
+    def get(self, request: Request, name: str) -> Response:
+        return Response(ModelVersionSerializer(selectors.model_version_get(name=name)).data)
+
+
+class ModelVersionRegisterApi(APIView):
+    @extend_schema_serializer(component_name="ModelVersionRegisterInput")
+    class InputSerializer(serializers.Serializer):
+        name = serializers.SlugField(max_length=100)
+        source = serializers.CharField(max_length=500, help_text="Local folder or hub id.")
+        parent = serializers.SlugField(required=False, default="")
+        round_index = serializers.IntegerField(min_value=0, required=False, allow_null=True)
+        notes = serializers.CharField(required=False, allow_blank=True, default="")
+
+    @extend_schema(request=InputSerializer, responses={201: ModelVersionSerializer})
+    def post(self, request: Request) -> Response:
+        if not selectors.user_may_register_models(user=request.user):
+            raise PermissionDenied("Only staff and project owners register models.")
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        d = data.validated_data
+        version = services.model_version_register_checked(
+            name=d["name"], source=d["source"], parent_name=d["parent"],
+            round_index=d.get("round_index"), notes=d["notes"],
+        )  # fmt: skip
+        return Response(ModelVersionSerializer(version).data, status=status.HTTP_201_CREATED)
+
+
+class GenerationJobListApi(APIView):
+    @extend_schema(responses=GenerationJobSerializer(many=True))
+    def get(self, request: Request, slug: str) -> Response:
+        project = selectors.project_get_for_owner(slug=slug, user=request.user)
+        jobs = selectors.generation_job_list(project=project)[:100]
+        return Response(GenerationJobSerializer(jobs, many=True).data)
+
+
+class GenerationJobCreateApi(APIView):
+    @extend_schema_serializer(component_name="GenerationJobCreateInput")
+    class InputSerializer(serializers.Serializer):
+        model_version = serializers.SlugField(help_text="Name of a registered model version.")
+        opponent_version = serializers.SlugField(required=False, default="")
+        tags = serializers.ListField(child=serializers.CharField(), required=False, default=list)
+        split = serializers.ChoiceField(choices=["", "train", "eval"], required=False, default="")
+        lacking_candidates = serializers.BooleanField(required=False, default=False)
+        sampling = serializers.DictField(
+            required=False, default=dict, help_text="n, temperature, top_p, max_tokens, seed."
+        )
+        pairing = serializers.ChoiceField(
+            choices=GenerationJob.Pairing.choices, default=GenerationJob.Pairing.RANDOM
+        )
+        judge = serializers.CharField(required=False, allow_blank=True, default="")
+        batch_size = serializers.IntegerField(min_value=1, max_value=100_000, default=256)
+
+    @extend_schema(request=InputSerializer, responses={201: GenerationJobSerializer})
+    def post(self, request: Request, slug: str) -> Response:
+        project = selectors.project_get_for_owner(slug=slug, user=request.user)
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        d = data.validated_data
+        opponent = d["opponent_version"]
+        job = services.generation_job_create(
+            project=project, model_version=selectors.model_version_get(name=d["model_version"]),
+            opponent_version=selectors.model_version_get(name=opponent) if opponent else None,
+            sampling=d["sampling"], pairing_name=d["pairing"], tags=d["tags"], split=d["split"],
+            lacking_candidates=d["lacking_candidates"], batch_size=d["batch_size"],
+            judge=d["judge"], created_by=request.user,
+        )  # fmt: skip
+        return Response(GenerationJobSerializer(job).data, status=status.HTTP_201_CREATED)
+
+
+class GenerationJobDetailApi(APIView):
+    @extend_schema(responses=GenerationJobSerializer)
+    def get(self, request: Request, job_id: int) -> Response:
+        job = selectors.generation_job_get_for_owner(job_id=job_id, user=request.user)
+        return Response(GenerationJobSerializer(job).data)
+
+
+class GenerationJobCancelApi(APIView):
+    @extend_schema(request=None, responses=GenerationJobSerializer)
+    def post(self, request: Request, job_id: int) -> Response:
+        job = selectors.generation_job_get_for_owner(job_id=job_id, user=request.user)
+        return Response(GenerationJobSerializer(services.generation_job_cancel(job=job)).data)

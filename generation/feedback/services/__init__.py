@@ -1,0 +1,1 @@
+"""Writes of AI feedback: constitutions, judges, and feedback jobs (one module each)."""
