@@ -30,3 +30,26 @@ vllm-cpu: setup
 
 clean:
 	rm -rf var/static var/broker var/test.sqlite3
+
+# The iterative loop on the demo task (docs/rounds.md): three rounds on the demo model,
+# judged by the answer checker, on the CPU, from a fresh database under var/demo-loop-ALGO.
+# `make demo-loop` trains DPO on checker-labelled pairs; `make demo-loop ALGO=kto` (or
+# `make demo-loop-kto`) trains KTO on the checker's thumbs. THREADS=2 on an idle machine.
+.PHONY: demo-loop demo-loop-kto
+ALGO ?= dpo
+ROUNDS ?= 3
+THREADS ?= 1
+LOOP_VAR = $(CURDIR)/var/demo-loop-$(ALGO)
+LOOP_ENV = PREFLOOP_VAR_DIR=$(LOOP_VAR) PREFLOOP_LOG_LEVEL=WARNING GENERATION_BACKEND=transformers
+
+demo-loop: setup
+	$(PY) -m generation.demo.build $(CURDIR)/var/models/demo-base > /dev/null
+	rm -rf $(LOOP_VAR)
+	$(LOOP_ENV) $(PY) manage.py migrate --no-input -v 0
+	$(LOOP_ENV) $(PY) manage.py run_round --demo --project capitals-loop-$(ALGO) \
+	    --base-model $(CURDIR)/var/models/demo-base --algorithm $(ALGO) --rounds $(ROUNDS) \
+	    --judge programmatic --reference previous --seed 0 --threads $(THREADS) --sync \
+	    --plot $(LOOP_VAR)/rounds.png
+
+demo-loop-kto:
+	$(MAKE) demo-loop ALGO=kto

@@ -14,5 +14,6 @@ urlpatterns = [
     path("api/", include("generation.urls")),
     path("api/", include("generation.feedback.urls")),
     path("api/", include("training.urls")),
+    path("api/", include("training.rounds.urls")),
     path("", include("frontend.urls")),
 ]

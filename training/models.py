@@ -81,3 +81,4 @@ class TrainingMetric(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["run", "step", "kind"], name="metric_unique")
         ]
+from training.rounds.models import *  # noqa: E402,F401,F403
