@@ -62,6 +62,9 @@ def test_owner_creates_a_judge_and_a_job_and_follows_it(setup, django_capture_on
                            {"judge": name, "min_probability": 0.9}, format="json")  # fmt: skip
     assert snapshot.status_code == 201, snapshot.json()
     assert snapshot.json()["format"] == "trl-dpo" and snapshot.json()["rows"] == 6
+    bad = client.post(f"/api/projects/{project.slug}/ai-exports/create",
+                      {"judge": name, "split": "test"}, format="json")  # fmt: skip
+    assert bad.status_code == 400 and "split" in bad.json()["detail"]
 
 
 def test_cancel_and_retry(setup):
