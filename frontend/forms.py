@@ -3,11 +3,14 @@ so every control can carry its keyboard shortcut in its label)."""
 
 from __future__ import annotations
 
+import json
+
 from django import forms
 
 from annotation.io import readers, rules, writers
 from annotation.io.rules import ExportRules
 from annotation.services.judgments import KEY_MAX, RATIONALE_MAX
+from training.rounds import config as round_config
 
 SIDES = (("left", "Left better"), ("right", "Right better"), ("tie", "Tie"),
          ("both_bad", "Both bad"))  # fmt: skip
@@ -54,3 +57,54 @@ class ExportForm(forms.Form):
     def export_rules(self) -> ExportRules:
         data = {k: v for k, v in self.cleaned_data.items() if k != "format"}
         return ExportRules.from_dict(data)
+
+
+class RoundStartForm(forms.Form):
+    """The owner's "Start a round" form; ``round_settings`` builds the validated
+    ``RoundSettings`` (its errors, and the service's, are shown as the form's)."""
+
+    policy = forms.ChoiceField(
+        required=False, label="Start from model",
+        help_text="Default: the model the last round made (needed for a first round).",
+    )  # fmt: skip
+    algorithm = forms.ChoiceField(choices=[(a, a) for a in round_config.ALGORITHMS])
+    labelling = forms.ChoiceField(
+        choices=[(v, v) for v in round_config.LABELLINGS], initial="programmatic"
+    )
+    judge = forms.CharField(
+        required=False, max_length=300, label="Judge spec (optional)",
+        help_text="Empty: the labelling's default judge, e.g. "
+                  f"{round_config.DEFAULT_JUDGE['programmatic']}.",
+    )  # fmt: skip
+    reference = forms.ChoiceField(
+        choices=[(r, r) for r in round_config.REFERENCES], initial="previous"
+    )
+    rounds = forms.IntegerField(min_value=1, max_value=5, initial=1, label="Rounds in a chain")
+    samples = forms.IntegerField(min_value=0, max_value=64, initial=4, label="Samples per prompt")
+    hyperparameters = forms.CharField(
+        required=False, widget=forms.Textarea(attrs={"rows": 4, "spellcheck": "false"}),
+        label="Hyperparameters (JSON object)", help_text='e.g. {"lr": 5e-6, "epochs": 1}',
+    )  # fmt: skip
+
+    def __init__(self, *args, policies: list[str] = (), **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["policy"].choices = [("", "— the last round's model —")] + [
+            (name, name) for name in policies
+        ]
+
+    def clean_hyperparameters(self) -> dict:
+        text = (self.cleaned_data.get("hyperparameters") or "").strip()
+        if not text:
+            return {}
+        try:
+            value = json.loads(text)
+        except ValueError as exc:
+            raise forms.ValidationError(f"not valid JSON: {exc}") from exc
+        if not isinstance(value, dict):
+            raise forms.ValidationError("must be a JSON object")
+        return value
+
+    def round_settings(self) -> round_config.RoundSettings:
+        """Raises ``ApplicationError`` on a combination ``RoundSettings`` refuses."""
+        data = {k: v for k, v in self.cleaned_data.items() if k != "policy"}
+        return round_config.RoundSettings.from_dict(data)
