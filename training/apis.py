@@ -42,14 +42,17 @@ def _model(name: str) -> ModelVersion:
     return version
 
 
+class TrainingRunCreateInputSerializer(serializers.Serializer):
+    algorithm = serializers.ChoiceField(choices=sorted(services.FORMATS_FOR))
+    snapshot = serializers.CharField(help_text="Content hash of an export snapshot.")
+    policy = serializers.CharField(help_text="Model version name to start from.")
+    reference = serializers.CharField(required=False, allow_blank=True)
+    hyperparameters = serializers.DictField(required=False, default=dict)
+    output_name = serializers.SlugField(required=False, allow_blank=True, max_length=100)
+
+
 class TrainingRunListCreateApi(APIView):
-    class InputSerializer(serializers.Serializer):
-        algorithm = serializers.ChoiceField(choices=sorted(services.FORMATS_FOR))
-        snapshot = serializers.CharField(help_text="Content hash of an export snapshot.")
-        policy = serializers.CharField(help_text="Model version name to start from.")
-        reference = serializers.CharField(required=False, allow_blank=True)
-        hyperparameters = serializers.DictField(required=False, default=dict)
-        output_name = serializers.SlugField(required=False, allow_blank=True, max_length=100)
+    InputSerializer = TrainingRunCreateInputSerializer
 
     @extend_schema(responses=TrainingRunOutputSerializer(many=True))
     def get(self, request: Request, slug: str) -> Response:
@@ -78,12 +81,13 @@ class TrainingRunListCreateApi(APIView):
         return Response(TrainingRunOutputSerializer(run).data, status=201)
 
 
-class TrainingRunDetailApi(APIView):
-    class OutputSerializer(TrainingRunOutputSerializer):
-        metrics = serializers.ListField(child=serializers.JSONField())
-        evaluations = serializers.ListField(child=serializers.JSONField())
+class TrainingRunDetailOutputSerializer(TrainingRunOutputSerializer):
+    metrics = serializers.ListField(child=serializers.JSONField())
+    evaluations = serializers.ListField(child=serializers.JSONField())
 
-    @extend_schema(responses=OutputSerializer)
+
+class TrainingRunDetailApi(APIView):
+    @extend_schema(responses=TrainingRunDetailOutputSerializer)
     def get(self, request: Request, slug: str, run_id: int) -> Response:
         project, _ = permissions.project_get_for_member(
             slug=slug, user=request.user, roles=permissions.QUALITY_READERS
