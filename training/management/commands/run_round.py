@@ -9,7 +9,6 @@ results table. ``--demo`` first sets the capitals demo project up (see docs/roun
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -20,22 +19,13 @@ from transformers.utils import logging as hf_logging
 from annotation.models import Project
 from generation.selectors import model_version_get
 from prefloop.exceptions import ApplicationError
+from training.management.params import key_value_param
 from training.rounds import demo, plot, selectors, services
 from training.rounds.config import DEMO_SCORER, RoundSettings
 from training.rounds.models import Round
 
 JUDGES = {"programmatic": ("programmatic", f"programmatic:{DEMO_SCORER}"),
           "constitutional": ("ai", "constitutional"), "human": ("human", "")}  # fmt: skip
-
-
-def _param(text: str) -> tuple[str, object]:
-    key, sep, value = text.partition("=")
-    if not sep:
-        raise CommandError(f"--param needs KEY=VALUE, got {text!r}")
-    try:
-        return key.replace("-", "_"), json.loads(value)
-    except json.JSONDecodeError:
-        return key.replace("-", "_"), value
 
 
 class Command(BaseCommand):
@@ -124,7 +114,7 @@ class Command(BaseCommand):
         labelling, judge = JUDGES.get(o["judge"], (None, o["judge"]))
         labelling = o["labelling"] or labelling or "ai"
         hyper = dict(demo.DEMO_HYPERPARAMETERS) if o["demo"] else {}
-        hyper.update(_param(p) for p in o["param"])
+        hyper.update(key_value_param(p) for p in o["param"])
         if o["threads"]:
             hyper.setdefault("threads", o["threads"])
         return RoundSettings.from_dict({

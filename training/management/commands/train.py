@@ -11,19 +11,10 @@ from annotation.services.exports import export_snapshot_create, export_snapshot_
 from generation.models import ModelVersion
 from prefloop.exceptions import ApplicationError
 from training import services
+from training.management.params import key_value_param
 from training.models import TrainingRun
 
 DEFAULT_FORMAT = {"kto": "trl-kto"}
-
-
-def _parse_param(text: str) -> tuple[str, object]:
-    key, sep, value = text.partition("=")
-    if not sep:
-        raise CommandError(f"--param needs KEY=VALUE, got {text!r}")
-    try:
-        return key.replace("-", "_"), json.loads(value)
-    except json.JSONDecodeError:
-        return key.replace("-", "_"), value
 
 
 class Command(BaseCommand):
@@ -77,7 +68,7 @@ class Command(BaseCommand):
         else:
             fmt = DEFAULT_FORMAT.get(o["algorithm"], "trl-dpo-conversational")
             snapshot, _ = export_snapshot_create(project=project, fmt=fmt)
-        params = dict(_parse_param(p) for p in o["param"])
+        params = dict(key_value_param(p) for p in o["param"])
         for key in ("lr", "beta", "epochs", "batch_size"):
             if o[key] is not None:
                 params[key] = o[key]
