@@ -1,7 +1,7 @@
 """One command for the whole demo: migrate, build the model, seed, serve, work.
 
-Starts the web server and two Celery workers (``default,gpu`` and ``train``) on the
-embedded broker, prints where to open the site, and stops everything on Ctrl-C.
+Starts the web server, two Celery workers (``default,gpu`` and ``train``) and beat on
+the embedded broker, prints where to open the site, and stops everything on Ctrl-C.
 """
 
 from __future__ import annotations
@@ -55,6 +55,10 @@ class Command(BaseCommand):
             cmd = [python, "-m", "celery", "-A", "prefloop", "worker", "--pool=solo",
                    "-Q", queues, "-n", f"{name}@%h", "--loglevel=INFO"]
             children.append(subprocess.Popen(cmd, cwd=settings.BASE_DIR, env=env))
+        # Beat runs the rounds' periodic checks (waiting for labels, auto-start).
+        beat = [python, "-m", "celery", "-A", "prefloop", "beat", "--loglevel=INFO",
+                "--schedule", str(settings.VAR_DIR / "celerybeat-schedule")]
+        children.append(subprocess.Popen(beat, cwd=settings.BASE_DIR, env=env))
         return children
 
     def _wait(self, children: list[subprocess.Popen]) -> None:
