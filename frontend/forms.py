@@ -10,6 +10,7 @@ from django import forms
 from annotation.io import readers, rules, writers
 from annotation.io.rules import ExportRules
 from annotation.services.judgments import KEY_MAX, RATIONALE_MAX
+from generation.feedback.constitution import MAX_PRINCIPLES, MAX_TEXT
 from training.rounds import config as round_config
 
 SIDES = (("left", "Left better"), ("right", "Right better"), ("tie", "Tie"),
@@ -108,3 +109,116 @@ class RoundStartForm(forms.Form):
         """Raises ``ApplicationError`` on a combination ``RoundSettings`` refuses."""
         data = {k: v for k, v in self.cleaned_data.items() if k != "policy"}
         return round_config.RoundSettings.from_dict(data)
+
+
+class ConstitutionVersionForm(forms.Form):
+    """The note of a new constitution version; its principles come from ``PrincipleGroups``."""
+
+    note = forms.CharField(
+        required=False, max_length=MAX_TEXT, label="What changed (note)",
+        widget=forms.Textarea(attrs={"rows": 2}),
+    )  # fmt: skip
+
+
+class ConstitutionCreateForm(ConstitutionVersionForm):
+    name = forms.SlugField(
+        max_length=100, label="Name",
+        help_text="Lower-case letters, digits, '-' or '_'; it cannot be changed later.",
+    )  # fmt: skip
+    description = forms.CharField(
+        required=False, max_length=MAX_TEXT, widget=forms.Textarea(attrs={"rows": 2})
+    )
+    field_order = ["name", "description", "note"]
+
+
+PRINCIPLE_TEXTS = (("critique_request", "Critique request"),
+                   ("revision_request", "Revision request"),
+                   ("comparison_question", "Comparison question"))  # fmt: skip
+REQUIRED = "Required (clear all of this principle's fields to remove it)."
+
+
+class PrincipleForm(forms.Form):
+    """One principle's controls (prefix ``p<i>``). All blank (the weight aside) means
+    "no principle here": an empty group adds nothing and a cleared one is removed."""
+
+    key = forms.CharField(required=False, max_length=60, label="Key",
+                          help_text="Lower-case letters, digits, '-' or '_'.")  # fmt: skip
+    name = forms.CharField(required=False, max_length=100, label="Name")
+    critique_request = forms.CharField(
+        required=False, max_length=MAX_TEXT, label="Critique request",
+        widget=forms.Textarea(attrs={"rows": 2}),
+    )  # fmt: skip
+    revision_request = forms.CharField(
+        required=False, max_length=MAX_TEXT, label="Revision request",
+        widget=forms.Textarea(attrs={"rows": 2}),
+    )  # fmt: skip
+    comparison_question = forms.CharField(
+        required=False, max_length=MAX_TEXT, label="Comparison question",
+        widget=forms.Textarea(attrs={"rows": 2}),
+    )  # fmt: skip
+    weight = forms.FloatField(required=False, min_value=0, max_value=100, label="Weight",
+                              help_text="Relative sampling weight; empty means 1.")  # fmt: skip
+
+    CONTENT = ("key", "name", "critique_request", "revision_request", "comparison_question")
+
+    @property
+    def blank(self) -> bool:
+        source = self.data if self.is_bound else self.initial
+        key = self.add_prefix if self.is_bound else (lambda f: f)
+        return not any(str(source.get(key(f)) or "").strip() for f in self.CONTENT)
+
+    def clean(self) -> dict:
+        data = super().clean()
+        if not self.blank:
+            for field in ("key", "critique_request", "revision_request", "comparison_question"):
+                if field not in self.errors and not (data.get(field) or "").strip():
+                    self.add_error(field, REQUIRED)
+        return data
+
+    def principle(self) -> dict:
+        data = self.cleaned_data
+        item = {f: data[f].strip() for f in self.CONTENT}
+        if data.get("weight") is not None:
+            item["weight"] = data["weight"]
+        return item
+
+    def raw(self) -> dict:
+        """The values as posted, to show them again unvalidated."""
+        return {f: self.data.get(self.add_prefix(f), "") for f in self.fields}
+
+
+class PrincipleGroups:
+    """The principle forms of one page: the given principles plus an empty one to add,
+    or, bound, as many as the posted ``principle_count`` says."""
+
+    COUNT = "principle_count"
+
+    def __init__(self, data=None, *, initial: list[dict] = (), extra: int = 1) -> None:
+        if data is None:
+            rows = [*initial, *({} for _ in range(extra))]
+            self.forms = [PrincipleForm(prefix=f"p{i}", initial=row) for i, row in enumerate(rows)]
+            return
+        try:
+            count = int(data.get(self.COUNT) or 0)
+        except ValueError:
+            count = 0
+        count = max(0, min(count, MAX_PRINCIPLES + 1))
+        self.forms = [PrincipleForm(data, prefix=f"p{i}") for i in range(count)]
+
+    @classmethod
+    def redisplay(cls, data, *, extra: int = 1) -> PrincipleGroups:
+        """The posted groups again, unvalidated, with ``extra`` empty ones after them."""
+        return cls(initial=[form.raw() for form in cls(data).forms], extra=extra)
+
+    @property
+    def count(self) -> int:
+        return len(self.forms)
+
+    def is_valid(self) -> bool:
+        return all([form.is_valid() for form in self.forms])
+
+    def principles(self) -> list[dict]:
+        return [form.principle() for form in self.forms if not form.blank]
+
+    def __iter__(self):
+        return iter(self.forms)

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from frontend.views import annotate, data, home, owner
+from frontend.views import annotate, constitutions, data, home, owner
 
 app_name = "frontend"
 urlpatterns = [
@@ -12,6 +12,12 @@ urlpatterns = [
     path("p/<slug:slug>/jobs/live", owner.jobs_fragment, name="jobs-live"),
     path("p/<slug:slug>/leaderboard/", owner.leaderboard, name="leaderboard"),
     path("p/<slug:slug>/rounds/", owner.rounds, name="rounds"),
+    path("p/<slug:slug>/constitutions/", constitutions.constitution_list, name="constitutions"),
+    path(
+        "p/<slug:slug>/constitutions/<slug:name>/edit",
+        constitutions.constitution_edit,
+        name="constitution-edit",
+    ),
     path("p/<slug:slug>/import/", data.import_page, name="import"),
     path("p/<slug:slug>/export/", data.export_page, name="export"),
     path(
