@@ -88,6 +88,10 @@ def browser_page(chromium, live_server):
 def login_by_keyboard(page, *, username: str, password: str, next_url: str) -> None:
     """The login form autofocuses the username: type, Tab, type, Enter."""
     page.goto(f"/accounts/login/?next={next_url}")
+    # Autofocus can land after the load event on a busy machine; wait for it to settle,
+    # then make sure the first keystroke goes to the username field.
+    page.wait_for_selector("#id_username")
+    page.focus("#id_username")
     page.keyboard.type(username)
     page.keyboard.press("Tab")
     page.keyboard.type(password)
