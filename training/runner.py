@@ -65,7 +65,7 @@ def trainer_run(
             cwd=settings.BASE_DIR, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             preexec_fn=_trainer_preexec,
         )  # fmt: skip
-        for line in _lines(proc, lambda: should_cancel()):
+        for line in _lines(proc, should_cancel):
             if line is None:  # cancel requested
                 cancelled = True
                 os.killpg(proc.pid, signal.SIGTERM)
