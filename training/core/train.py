@@ -117,7 +117,9 @@ def main(cfg: TrainConfig, on_record=None) -> dict:
         torch.set_num_threads(cfg.threads)
     d, device = distributed.setup(cfg.device)
     try:
-        return _train(cfg, d, device, on_record)
+        result = _train(cfg, d, device, on_record)
+        distributed.barrier(d)  # no rank destroys the group while a peer still uses it (gloo abort)
+        return result
     finally:
         distributed.teardown(d)
 
