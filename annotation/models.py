@@ -20,9 +20,7 @@ class Project(models.Model):
     guidelines = models.TextField(blank=True, help_text="Markdown shown to annotators.")
     pairwise_enabled = models.BooleanField(default=True)
     binary_enabled = models.BooleanField(default=False)
-    overlap = models.PositiveSmallIntegerField(
-        default=1, help_text="Judgments wanted per task."
-    )
+    overlap = models.PositiveSmallIntegerField(default=1, help_text="Judgments wanted per task.")
     max_overlap = models.PositiveSmallIntegerField(
         default=5, help_text="Adaptive overlap never asks for more judgments than this."
     )
@@ -175,7 +173,19 @@ class Task(models.Model):
                 condition=Q(done_count__lte=F("overlap_wanted")), name="task_not_over_overlap"
             ),
         ]
-        indexes = [models.Index(fields=["project", "kind", "done_count"])]
+        indexes = [
+            models.Index(fields=["project", "kind", "done_count"]),
+            # The next-task queue: open tasks, fewest slots left first (annotation/services/
+            # lease_sql.py orders by exactly this expression, so the scan stops early).
+            models.Index(
+                F("project"),
+                F("kind"),
+                F("overlap_wanted") - F("done_count"),
+                F("id"),
+                name="task_open_queue",
+                condition=Q(done_count__lt=F("overlap_wanted")),
+            ),
+        ]
 
 
 class Assignment(models.Model):

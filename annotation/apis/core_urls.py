@@ -26,6 +26,11 @@ urlpatterns = [
         name="judgment-submit",
     ),
     path(
+        "assignments/<int:assignment_id>/judgment-and-next",
+        work.JudgmentSubmitNextApi.as_view(),
+        name="judgment-submit-next",
+    ),
+    path(
         "assignments/<int:assignment_id>/feedback",
         work.FeedbackSubmitApi.as_view(),
         name="feedback-submit",

@@ -16,7 +16,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from annotation import permissions
-from annotation.models import Assignment, Task
+from annotation.models import Assignment, Judgment, Task
 from annotation.selectors import tasks as task_selectors
 from annotation.services import assignment as assignment_services
 from annotation.services import judgments as judgment_services
@@ -40,6 +40,18 @@ def _own_assignment(request: Request, assignment_id: int) -> Assignment:
 
 def _idempotency_key(request: Request, data: dict) -> str | None:
     return request.headers.get("Idempotency-Key") or data.get("idempotency_key") or None
+
+
+def _judgment_out(judgment: Judgment, created: bool) -> dict:
+    return {
+        "id": judgment.pk,
+        "task_id": judgment.task_id,
+        "choice": judgment_services.choice_to_side(
+            choice=judgment.choice, shown_left=judgment.shown_left
+        ),
+        "strength": judgment.strength,
+        "created": created,
+    }
 
 
 class MessageSerializer(serializers.Serializer):
@@ -126,14 +138,45 @@ class JudgmentSubmitApi(APIView):
             time_spent_ms=data["time_spent_ms"],
             idempotency_key=_idempotency_key(request, data),
         )
+        code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        return Response(self.OutputSerializer(_judgment_out(judgment, created)).data, status=code)
+
+
+class JudgmentSubmitNextApi(APIView):
+    """Submit a verdict and lease the next task in one round trip (the fast loop).
+
+    Same input, idempotency and errors as ``judgment-submit``; ``next`` is what
+    ``tasks/next`` would return (``null`` when nothing is left). A retry with the
+    same key returns the stored verdict and the lease already handed out.
+    """
+
+    @extend_schema_serializer(component_name="JudgmentSubmitNextOutput")
+    class OutputSerializer(serializers.Serializer):
+        judgment = JudgmentSubmitApi.OutputSerializer()
+        next = AssignedTaskSerializer(allow_null=True)
+
+    @extend_schema(
+        parameters=[IDEMPOTENCY_HEADER],
+        request=JudgmentSubmitApi.InputSerializer,
+        responses={201: OutputSerializer, 200: OutputSerializer},
+    )
+    def post(self, request: Request, assignment_id: int) -> Response:
+        assignment = _own_assignment(request, assignment_id)
+        serializer = JudgmentSubmitApi.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        judgment, created, following = judgment_services.judgment_submit_and_next(
+            assignment=assignment,
+            annotator=request.user,
+            choice=data["choice"],
+            strength=data["strength"],
+            rationale=data["rationale"],
+            time_spent_ms=data["time_spent_ms"],
+            idempotency_key=_idempotency_key(request, data),
+        )
         out = {
-            "id": judgment.pk,
-            "task_id": judgment.task_id,
-            "choice": judgment_services.choice_to_side(
-                choice=judgment.choice, shown_left=judgment.shown_left
-            ),
-            "strength": judgment.strength,
-            "created": created,
+            "judgment": _judgment_out(judgment, created),
+            "next": task_selectors.assigned_task_view(assignment=following) if following else None,
         }
         code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
         return Response(self.OutputSerializer(out).data, status=code)

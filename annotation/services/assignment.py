@@ -9,7 +9,10 @@ Concurrency. On PostgreSQL the candidate task row is taken with ``SELECT ... FOR
 UPDATE SKIP LOCKED``, so annotators spread over tasks instead of queueing on one.
 Under READ COMMITTED the lease count read by that statement comes from its
 snapshot, so once the row is locked the live leases are counted again in a new
-statement (``task_has_free_slot``) and a stale candidate is skipped. Only when
+statement (the lease's conditional INSERT, ``lease_sql.lease_insert_if_free``) and a
+stale candidate is skipped. The candidate query walks the partial index
+``task_open_queue`` and stops at the first acceptable task, so its cost does not
+grow with the project (``lease_sql``). Only when
 every candidate is locked (near the end of a project, by leases and submissions
 in flight) does the call wait, on exactly one task row, so nobody is told
 "nothing left" too early. Calls by the same annotator are serialised by locking their
@@ -22,16 +25,18 @@ IMMEDIATE transaction mode (settings) serialises writers; row locks are no-ops.
 from __future__ import annotations
 
 import secrets
+import time
 from datetime import timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.db.models import Count, Exists, F, IntegerField, OuterRef, Q, QuerySet, Subquery
-from django.db.models.functions import Coalesce, Least
+from django.db.models import F, QuerySet, Subquery
+from django.db.models.functions import Least
 from django.utils import timezone
 
-from annotation.models import Assignment, Feedback, Judgment, Membership, Project, Task
+from annotation.models import Assignment, Membership, Project, Task
 from annotation.selectors import agreement
+from annotation.services import lease_sql
 from prefloop.exceptions import ApplicationError, ConflictError, PermissionError_
 
 KIND_DISABLED = "Task kind {kind!r} is not enabled in this project."
@@ -40,6 +45,9 @@ NOT_YOUR_ASSIGNMENT = "This assignment belongs to another annotator."
 ASSIGNMENT_ALREADY_DONE = "This assignment is already done and cannot be skipped."
 MIN_AGREEMENT_RANGE = "min_agreement must be between 0 and 1."
 
+RECLAIM_EVERY_SECONDS = 30.0
+_last_reclaim = 0.0
+
 _PAYLOAD_RELATED = ("task", "task__project", "task__prompt", "task__response_a", "task__response_b")
 
 
@@ -47,38 +55,6 @@ def _live_leases(*, task_ref, now) -> QuerySet[Assignment]:
     return Assignment.objects.filter(
         task=task_ref, status=Assignment.Status.LEASED, expires_at__gt=now
     )
-
-
-def _live_lease_count(*, now) -> Coalesce:
-    counted = (
-        _live_leases(task_ref=OuterRef("pk"), now=now)
-        .order_by()
-        .values("task")
-        .annotate(n=Count("pk"))
-        .values("n")
-    )
-    return Coalesce(Subquery(counted, output_field=IntegerField()), 0)
-
-
-def _candidates(*, project: Project, annotator: AbstractBaseUser, kind: str, now) -> QuerySet[Task]:
-    """Tasks this annotator may be given, closest to completion first."""
-    seen = Assignment.objects.filter(task=OuterRef("pk"), annotator=annotator)
-    tasks = (
-        Task.objects.filter(project=project, kind=kind)
-        .filter(done_count__lt=F("overlap_wanted"))  # cheap test first
-        .alias(live=_live_lease_count(now=now))
-        .filter(done_count__lt=F("overlap_wanted") - F("live"))
-        .exclude(Exists(seen))
-    )
-    if kind == Task.Kind.PAIRWISE:
-        judged = Judgment.objects.filter(task=OuterRef("pk"), annotator=annotator)
-        tasks = tasks.exclude(Exists(judged))
-    else:
-        rated = Feedback.objects.filter(response=OuterRef("response_a"), annotator=annotator)
-        tasks = tasks.exclude(Exists(rated))
-    if project.exclude_own_responses:
-        tasks = tasks.exclude(Q(response_a__author=annotator) | Q(response_b__author=annotator))
-    return tasks.order_by((F("overlap_wanted") - F("done_count")).asc(), "pk")
 
 
 def task_has_free_slot(*, task: Task, now) -> bool:
@@ -128,35 +104,62 @@ def assignment_reclaim_expired(*, project: Project) -> int:
     )
 
 
-def _task_lock(*, project: Project, annotator: AbstractBaseUser, kind: str, now) -> Task | None:
-    """Lock a task with a free slot for this annotator (see the module docstring).
+def _lease_task(
+    *, project: Project, annotator: AbstractBaseUser, kind: str, now
+) -> Assignment | None:
+    """Lock a task with a free slot for this annotator and lease it (see the module docstring).
 
     Rare race: if the one task waited for turns out full and every other candidate
     is locked, this returns None although a slot may free up a moment later.
     """
     stale: list[int] = []
-    related = ("project", "prompt", "response_a", "response_b")
+    query = {
+        "project_id": project.pk,
+        "kind": kind,
+        "annotator_id": annotator.pk,
+        "exclude_own": project.exclude_own_responses,
+        "now": now,
+    }
     while True:
-        candidates = _candidates(project=project, annotator=annotator, kind=kind, now=now)
-        candidates = candidates.exclude(pk__in=stale)
-        task = (
-            candidates.select_related(*related)
-            .select_for_update(skip_locked=True, of=("self",))
-            .first()
-        )
+        task = lease_sql.candidate_lock(**query, skip=stale)
         if task is None and not stale:
             # Every candidate is held by a short transaction (a lease or a submission
             # in flight): wait for one instead of saying "nothing left" too early. We
             # lock exactly one row and hold no other task row, so this cannot deadlock.
-            first = candidates.values_list("pk", flat=True).first()
-            if first is not None:
-                locked = Task.objects.select_related(*related).select_for_update(of=("self",))
-                task = locked.get(pk=first)
+            task = lease_sql.candidate_lock(**query, skip=stale, wait=True)
         if task is None:
             return None
-        if task_has_free_slot(task=task, now=now):
-            return task
+        left_is_a = bool(secrets.randbelow(2))
+        expires_at = now + timedelta(seconds=project.lease_seconds)
+        lease_id = lease_sql.lease_insert_if_free(
+            task_id=task.pk,
+            annotator_id=annotator.pk,
+            left_is_a=left_is_a,
+            now=now,
+            expires_at=expires_at,
+        )
+        if lease_id is not None:
+            task.project = project
+            return Assignment(
+                pk=lease_id,
+                task=task,
+                annotator=annotator,
+                status=Assignment.Status.LEASED,
+                left_is_a=left_is_a,
+                leased_at=now,
+                expires_at=expires_at,
+            )
         stale.append(task.pk)  # a lease committed after our snapshot filled it
+
+
+def _reclaim_due(*, found: bool) -> bool:
+    """Relabel lapsed leases now and then, not on every call (correctness never needs it:
+    every query treats a lease past ``expires_at`` as free)."""
+    global _last_reclaim
+    due = not found or time.monotonic() - _last_reclaim > RECLAIM_EVERY_SECONDS
+    if due:
+        _last_reclaim = time.monotonic()
+    return due
 
 
 @transaction.atomic
@@ -165,8 +168,10 @@ def task_next_for_annotator(
 ) -> Assignment | None:
     """Lease the annotator's next task, or return the lease they already hold.
 
-    Returns ``None`` when nothing is left for them. Five SQL statements whatever
-    the project size (two when a live lease is returned).
+    Returns ``None`` when nothing is left for them. Three SQL statements whatever
+    the project size (two when a live lease is returned), plus, about every
+    ``RECLAIM_EVERY_SECONDS`` per process and when nothing is found, the relabelling
+    of lapsed leases.
     """
     enabled = {
         Task.Kind.PAIRWISE: project.pairwise_enabled,
@@ -178,17 +183,9 @@ def task_next_for_annotator(
     current = _membership_lock_with_lease(project=project, annotator=annotator, kind=kind, now=now)
     if current is not None:
         return Assignment.objects.select_related(*_PAYLOAD_RELATED).get(pk=current)
-    task = _task_lock(project=project, annotator=annotator, kind=kind, now=now)
-    if task is None:
-        return None
-    assignment = Assignment.objects.create(
-        task=task,
-        annotator=annotator,
-        left_is_a=bool(secrets.randbelow(2)),
-        expires_at=now + timedelta(seconds=project.lease_seconds),
-    )
-    assignment.task = task
-    assignment_reclaim_expired(project=project)
+    assignment = _lease_task(project=project, annotator=annotator, kind=kind, now=now)
+    if _reclaim_due(found=assignment is not None):
+        assignment_reclaim_expired(project=project)
     return assignment
 
 

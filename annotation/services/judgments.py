@@ -30,7 +30,11 @@ from django.db.models import F
 from django.utils import timezone
 
 from annotation.models import Assignment, Feedback, Judgment, Project, Task
-from annotation.services.assignment import NOT_YOUR_ASSIGNMENT, task_has_free_slot
+from annotation.services.assignment import (
+    NOT_YOUR_ASSIGNMENT,
+    task_has_free_slot,
+    task_next_for_annotator,
+)
 from prefloop.exceptions import ApplicationError, ConflictError, PermissionError_
 
 WRONG_KIND = "This is not a {kind} task."
@@ -153,6 +157,22 @@ def judgment_submit(
     }
     lookup = {"task": task, "annotator": annotator}
     return _submit(model=Judgment, lookup=lookup, fields=fields, task=task, assignment=assignment)
+
+
+def judgment_submit_and_next(
+    *, assignment: Assignment, annotator: AbstractBaseUser, **verdict: Any
+) -> tuple[Judgment, bool, Assignment | None]:
+    """Store the verdict on ``assignment``, then lease the annotator's next pairwise task.
+
+    Two transactions: the verdict is committed whatever happens to the lease. A
+    repeat (same key, or same task) returns the stored verdict and, since the lease
+    already handed out is still live, the same next task.
+    """
+    judgment, created = judgment_submit(assignment=assignment, annotator=annotator, **verdict)
+    following = task_next_for_annotator(
+        project=assignment.task.project, annotator=annotator, kind=Task.Kind.PAIRWISE
+    )
+    return judgment, created, following
 
 
 def feedback_submit(

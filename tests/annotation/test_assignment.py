@@ -85,9 +85,23 @@ def test_expired_leases_are_reclaimed(project, annotators):
     stale = _next(project, annotators[0])
     Assignment.objects.filter(pk=stale.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
     fresh = _next(project, annotators[1])
-    assert fresh.task_id == task.pk
-    assert Assignment.objects.get(pk=stale.pk).status == Assignment.Status.EXPIRED
+    assert fresh.task_id == task.pk  # the lapsed lease freed its slot at once
     assert _next(project, annotators[0]) is None  # never the same task again
+    # Relabelling is not on the hot path: it runs when nothing is found (just now)
+    # and every RECLAIM_EVERY_SECONDS.
+    assert Assignment.objects.get(pk=stale.pk).status == Assignment.Status.EXPIRED
+
+
+def test_relabelling_lapsed_leases_is_throttled(project, annotators, monkeypatch):
+    pairwise_tasks_build(project=project, n=3, overlap=1)
+    monkeypatch.setattr(services, "_last_reclaim", 0.0)
+    stale = _next(project, annotators[0])  # relabels (first call in a long while)
+    Assignment.objects.filter(pk=stale.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    assert _next(project, annotators[1]) is not None  # within the period: no relabelling
+    assert Assignment.objects.get(pk=stale.pk).status == Assignment.Status.LEASED
+    monkeypatch.setattr(services, "RECLAIM_EVERY_SECONDS", 0.0)
+    assert _next(project, annotators[2]) is not None
+    assert Assignment.objects.get(pk=stale.pk).status == Assignment.Status.EXPIRED
 
 
 def test_lease_length_comes_from_the_project(project, annotators):
