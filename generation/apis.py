@@ -1,7 +1,8 @@
 """REST API of the generation app: the model registry and generation jobs.
 
 Owners of a project start, watch and cancel its generation jobs; staff and project
-owners register model versions (a local folder on the workers, or a hub id).
+owners register model versions (a local folder on the workers, or a hub id), and
+staff, owners and reviewers read the registry (annotators never see model names).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from rest_framework.views import APIView
 
 from generation import selectors, services
 from generation.models import GenerationJob, ModelVersion
+
+READERS_ONLY = "Only staff and project owners and reviewers read the model registry."
 
 
 class ModelVersionSerializer(serializers.ModelSerializer):
@@ -44,15 +47,22 @@ class GenerationJobSerializer(serializers.ModelSerializer):
         return selectors.generation_job_progress(job=job)
 
 
+def _model_reader_required(request: Request) -> None:
+    if not selectors.user_may_read_models(user=request.user):
+        raise PermissionDenied(READERS_ONLY)
+
+
 class ModelVersionListApi(APIView):
     @extend_schema(responses=ModelVersionSerializer(many=True))
     def get(self, request: Request) -> Response:
+        _model_reader_required(request)
         return Response(ModelVersionSerializer(selectors.model_version_list(), many=True).data)
 
 
 class ModelVersionDetailApi(APIView):
     @extend_schema(responses=ModelVersionSerializer)
     def get(self, request: Request, name: str) -> Response:
+        _model_reader_required(request)
         return Response(ModelVersionSerializer(selectors.model_version_get(name=name)).data)
 
 

@@ -32,6 +32,15 @@ def user_may_register_models(*, user: AbstractBaseUser) -> bool:
     )
 
 
+def user_may_read_models(*, user: AbstractBaseUser) -> bool:
+    """Staff, and owners and reviewers of some project. Annotators never learn which
+    models exist: they are not to know which model wrote what they judge."""
+    return (
+        bool(user.is_staff)
+        or Membership.objects.filter(user=user, role__in=permissions.QUALITY_READERS).exists()
+    )
+
+
 def project_get_for_owner(*, slug: str, user: AbstractBaseUser) -> Project:
     """404 for non-members, 403 for members who are not owners (annotation's rules)."""
     project, _ = permissions.project_get_for_member(

@@ -1,7 +1,9 @@
 """REST API of AI feedback: constitutions, judges, feedback jobs, trust reports, exports.
 
-Constitutions and judges are shared across projects: anyone signed in reads them;
-staff and project owners create them (only staff version the default constitution).
+Constitutions and judges are shared across projects: anyone signed in reads the
+constitutions; staff, owners and reviewers read the judges (they name models and AI
+annotators); staff and project owners create both (only staff version the default
+constitution).
 Jobs, traces, trust reports and AI exports belong to a project and are for its owners.
 """
 
@@ -29,6 +31,7 @@ from generation.feedback.services import constitutions, jobs, judges
 
 EDITORS_ONLY = "Only staff and project owners edit constitutions and judges."
 DEFAULT_STAFF_ONLY = "Only staff version the default constitution."
+JUDGE_READERS_ONLY = "Only staff and project owners and reviewers list the judges."
 
 
 class PrincipleSerializer(serializers.ModelSerializer):
@@ -152,6 +155,9 @@ class ConstitutionVersionCreateApi(APIView):
 class JudgeListApi(APIView):
     @extend_schema(responses=JudgeSerializer(many=True))
     def get(self, request: Request) -> Response:
+        # Judges name their models and AI annotators: not for annotators' eyes.
+        if not generation_selectors.user_may_read_models(user=request.user):
+            raise PermissionDenied(JUDGE_READERS_ONLY)
         return Response(JudgeSerializer(selectors.judge_list(), many=True).data)
 
 
