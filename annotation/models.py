@@ -211,7 +211,21 @@ class Assignment(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["task", "annotator"], name="assignment_unique")
         ]
-        indexes = [models.Index(fields=["status", "expires_at"])]
+        indexes = [
+            models.Index(fields=["status", "expires_at"]),
+            # Live leases of one task (counted for every candidate on the hot path) and
+            # of one annotator (their current lease): small, only leased rows.
+            models.Index(
+                fields=["task", "expires_at"],
+                name="assignment_live_by_task",
+                condition=Q(status="leased"),
+            ),
+            models.Index(
+                fields=["annotator", "expires_at"],
+                name="assignment_live_by_annotator",
+                condition=Q(status="leased"),
+            ),
+        ]
 
 
 class Judgment(models.Model):

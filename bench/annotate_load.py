@@ -139,6 +139,11 @@ def seed(*, tasks: int, annotators: int, overlap: int, lease_seconds: int) -> di
     Membership.objects.bulk_create(
         Membership(project=project, user=u, role=Membership.Role.ANNOTATOR) for u in users
     )
+    from django.db import connection
+
+    if connection.vendor == "postgresql":  # fresh statistics, as autovacuum would give
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE")
     return {"project": project, "users": users, "seconds": time.perf_counter() - started}
 
 

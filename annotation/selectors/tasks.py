@@ -6,23 +6,46 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.db import connection
 from django.db.models import Count, F, Q, Sum
 from django.utils import timezone
 
-from annotation.models import Assignment, Feedback, Judgment, Project, Task
+from annotation.models import Assignment, Feedback, Judgment, Project, Prompt, Response, Task
+from prefloop.rawsql import RowReader, columns
+
+_ASSIGNMENT_READER = RowReader(Assignment, Task, Project, Prompt, Response, Response)
+_ASSIGNMENT_SQL = f"""SELECT {columns(Assignment, "a")}, {columns(Task, "t")},
+  {columns(Project, "pj")}, {columns(Prompt, "p")}, {columns(Response, "ra")},
+  {columns(Response, "rb")}
+FROM annotation_assignment a
+JOIN annotation_task t ON t.id = a.task_id
+JOIN annotation_project pj ON pj.id = t.project_id
+JOIN annotation_prompt p ON p.id = t.prompt_id
+JOIN annotation_response ra ON ra.id = t.response_a_id
+LEFT JOIN annotation_response rb ON rb.id = t.response_b_id
+WHERE a.id = %s AND a.annotator_id = %s
+  AND EXISTS (SELECT 1 FROM annotation_membership m
+              WHERE m.project_id = t.project_id AND m.user_id = %s)"""
 
 
 def assignment_get_for_annotator(
     *, assignment_id: int, annotator: AbstractBaseUser
 ) -> Assignment | None:
-    """The annotator's own assignment in a project they still belong to, else None."""
-    return (
-        Assignment.objects.select_related(
-            "task", "task__project", "task__prompt", "task__response_a", "task__response_b"
-        )
-        .filter(pk=assignment_id, annotator=annotator, task__project__memberships__user=annotator)
-        .first()
-    )
+    """The annotator's own assignment in a project they still belong to, else None.
+
+    One hand-written statement (the annotator's hot path, see ``prefloop.rawsql``)
+    loading the task, its project, prompt and responses with it.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(_ASSIGNMENT_SQL, [assignment_id, annotator.pk, annotator.pk])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    assignment, task, project, prompt, response_a, response_b = _ASSIGNMENT_READER.read(row)
+    task.project, task.prompt = project, prompt
+    task.response_a, task.response_b = response_a, response_b
+    assignment.task = task
+    return assignment
 
 
 @dataclass(frozen=True)

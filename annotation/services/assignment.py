@@ -34,8 +34,9 @@ from django.db.models import F, QuerySet, Subquery
 from django.db.models.functions import Least
 from django.utils import timezone
 
-from annotation.models import Assignment, Membership, Project, Task
+from annotation.models import Assignment, Project, Task
 from annotation.selectors import agreement
+from annotation.selectors import tasks as task_selectors
 from annotation.services import lease_sql
 from prefloop.exceptions import ApplicationError, ConflictError, PermissionError_
 
@@ -48,7 +49,6 @@ MIN_AGREEMENT_RANGE = "min_agreement must be between 0 and 1."
 RECLAIM_EVERY_SECONDS = 30.0
 _last_reclaim = 0.0
 
-_PAYLOAD_RELATED = ("task", "task__project", "task__prompt", "task__response_a", "task__response_b")
 
 
 def _live_leases(*, task_ref, now) -> QuerySet[Assignment]:
@@ -60,34 +60,6 @@ def _live_leases(*, task_ref, now) -> QuerySet[Assignment]:
 def task_has_free_slot(*, task: Task, now) -> bool:
     """Call while holding the task row lock; counts leases in a fresh snapshot."""
     return task.done_count + _live_leases(task_ref=task, now=now).count() < task.overlap_wanted
-
-
-def _membership_lock_with_lease(
-    *, project: Project, annotator: AbstractBaseUser, kind: str, now
-) -> int | None:
-    """Lock the caller's membership row (serialising their own calls) and return the
-    id of the live lease they hold, if any, in the same statement."""
-    current = (
-        Assignment.objects.filter(
-            task__project=project,
-            task__kind=kind,
-            annotator=annotator,
-            status=Assignment.Status.LEASED,
-            expires_at__gt=now,
-        )
-        .order_by("expires_at")
-        .values("pk")[:1]
-    )
-    row = (
-        Membership.objects.select_for_update(of=("self",))
-        .filter(project=project, user=annotator)
-        .annotate(current=Subquery(current))
-        .values_list("pk", "current")
-        .first()
-    )
-    if row is None:
-        raise PermissionError_(NOT_A_MEMBER)
-    return row[1]
 
 
 def assignment_reclaim_expired(*, project: Project) -> int:
@@ -180,9 +152,15 @@ def task_next_for_annotator(
     if not enabled.get(kind):
         raise ApplicationError(KIND_DISABLED.format(kind=kind))
     now = timezone.now()
-    current = _membership_lock_with_lease(project=project, annotator=annotator, kind=kind, now=now)
+    member, current = lease_sql.membership_lock_with_lease(
+        project_id=project.pk, annotator_id=annotator.pk, kind=kind, now=now
+    )
+    if not member:
+        raise PermissionError_(NOT_A_MEMBER)
     if current is not None:
-        return Assignment.objects.select_related(*_PAYLOAD_RELATED).get(pk=current)
+        return task_selectors.assignment_get_for_annotator(
+            assignment_id=current, annotator=annotator
+        )
     assignment = _lease_task(project=project, annotator=annotator, kind=kind, now=now)
     if _reclaim_due(found=assignment is not None):
         assignment_reclaim_expired(project=project)

@@ -25,28 +25,18 @@ from datetime import datetime
 from django.db import connection
 
 from annotation.models import Assignment, Prompt, Response, Task
+from prefloop.rawsql import RowReader, columns, when
 
-_TASK_FIELDS = (
-    "id", "project_id", "kind", "prompt_id", "response_a_id", "response_b_id",
-    "overlap_wanted", "done_count",
-)  # fmt: skip
-_RESPONSE_FIELDS = ("id", "text", "author_id")
 _LEASED = Assignment.Status.LEASED
+_PAYLOAD = RowReader(Task, Prompt, Response, Response)
 
-_SELECT = (
-    "SELECT "
-    + ", ".join(f"t.{f}" for f in _TASK_FIELDS)
-    + ", p.messages, "
-    + ", ".join(f"ra.{f}" for f in _RESPONSE_FIELDS)
-    + ", "
-    + ", ".join(f"rb.{f}" for f in _RESPONSE_FIELDS)
-    + """
+_SELECT = f"""SELECT {columns(Task, "t")}, {columns(Prompt, "p")},
+  {columns(Response, "ra")}, {columns(Response, "rb")}
 FROM annotation_task t
 JOIN annotation_prompt p ON p.id = t.prompt_id
 JOIN annotation_response ra ON ra.id = t.response_a_id
 LEFT JOIN annotation_response rb ON rb.id = t.response_b_id
 """
-)
 
 _LIVE_LEASES = """(SELECT COUNT(*) FROM annotation_assignment l
      WHERE l.task_id = t.id AND l.status = %s AND l.expires_at > %s)"""
@@ -73,22 +63,9 @@ _NOT_OWN = """  AND (ra.author_id IS NULL OR ra.author_id <> %s)
 _ORDER = "ORDER BY (t.overlap_wanted - t.done_count), t.id\nLIMIT 1"
 
 
-def _when(value: datetime):
-    """A datetime as the backend stores it (SQLite: naive UTC text, like the ORM writes)."""
-    return connection.ops.adapt_datetimefield_value(value)
-
-
 def _build(row: tuple) -> Task:
-    n = len(_TASK_FIELDS)
-    task = Task.from_db(connection.alias, _TASK_FIELDS, row[:n])
-    messages = Prompt._meta.get_field("messages").from_db_value(row[n], None, connection)
-    task.prompt = Prompt.from_db(connection.alias, ("id", "messages"), (task.prompt_id, messages))
-    a = row[n + 1 : n + 1 + len(_RESPONSE_FIELDS)]
-    b = row[n + 1 + len(_RESPONSE_FIELDS) :]
-    task.response_a = Response.from_db(connection.alias, _RESPONSE_FIELDS, a)
-    task.response_b = (
-        Response.from_db(connection.alias, _RESPONSE_FIELDS, b) if b[0] is not None else None
-    )
+    task, prompt, response_a, response_b = _PAYLOAD.read(row)
+    task.prompt, task.response_a, task.response_b = prompt, response_a, response_b
     return task
 
 
@@ -108,7 +85,7 @@ def candidate_lock(
     first candidate instead (PostgreSQL; on SQLite both are the same).
     """
     sql = _SELECT + _OPEN_FOR_ANNOTATOR
-    params: list = [project_id, kind, _LEASED, _when(now), annotator_id]
+    params: list = [project_id, kind, _LEASED, when(now), annotator_id]
     sql += _NOT_JUDGED if kind == Task.Kind.PAIRWISE else _NOT_RATED
     params.append(annotator_id)
     if exclude_own:
@@ -139,9 +116,29 @@ WHERE t.id = %s AND t.done_count + """
         + """ < t.overlap_wanted
 RETURNING id"""
     )
-    params = [annotator_id, _LEASED, left_is_a, _when(now), _when(expires_at), task_id]
-    params += [_LEASED, _when(now)]
+    params = [annotator_id, _LEASED, left_is_a, when(now), when(expires_at), task_id]
+    params += [_LEASED, when(now)]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
     return row[0] if row else None
+
+
+def membership_lock_with_lease(
+    *, project_id: int, annotator_id: int, kind: str, now: datetime
+) -> tuple[bool, int | None]:
+    """Lock the caller's membership row (serialising their own calls) and, in the same
+    statement, find the live lease they hold for ``kind``: ``(is_member, lease id)``."""
+    sql = """SELECT m.id, (
+    SELECT a.id FROM annotation_assignment a JOIN annotation_task t ON t.id = a.task_id
+    WHERE a.annotator_id = %s AND a.status = %s AND a.expires_at > %s
+      AND t.project_id = %s AND t.kind = %s
+    ORDER BY a.expires_at LIMIT 1)
+FROM annotation_membership m WHERE m.project_id = %s AND m.user_id = %s"""
+    if connection.features.has_select_for_update:
+        sql += " FOR UPDATE OF m"
+    params = [annotator_id, _LEASED, when(now), project_id, kind, project_id, annotator_id]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    return (False, None) if row is None else (True, row[1])
