@@ -114,6 +114,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
 LOGIN_URL = "/accounts/login/"
+# Django's ModelBackend plus log-in rate limits (prefloop.ratelimit, docs/security.md).
+AUTHENTICATION_BACKENDS = ["prefloop.auth.RateLimitedModelBackend"]
 LOGIN_REDIRECT_URL = "/"
 
 LANGUAGE_CODE = "en-us"
@@ -154,15 +156,23 @@ SECURE_HSTS_PRELOAD = env.bool("DJANGO_SECURE_HSTS_PRELOAD", default=not DEBUG)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 if env.bool("DJANGO_BEHIND_PROXY", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Proxies in front that append to X-Forwarded-For: the rate limits count the address
+# the outermost one saw (0: REMOTE_ADDR, for a server facing the clients directly).
+PREFLOOP_TRUSTED_PROXIES = env.int(
+    "PREFLOOP_TRUSTED_PROXIES", default=1 if env.bool("DJANGO_BEHIND_PROXY", default=False) else 0
+)
+# Error reports (debug page, mails to admins) also hide DSN passwords and tokens.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "prefloop.logging.SafeReporter"
 X_FRAME_OPTIONS = "DENY"
 
 # --- REST API ------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.TokenAuthentication",
+        "prefloop.auth.RateLimitedTokenAuthentication",  # 429 after many bad tokens
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_THROTTLE_CLASSES": ["prefloop.auth.AnonymousThrottle"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "prefloop.exceptions.api_exception_handler",
 }
@@ -222,10 +232,31 @@ CELERY_TIMEZONE = TIME_ZONE
 GENERATION_BACKEND = env.str("GENERATION_BACKEND", default="transformers")
 DEMO_MODEL_DIR = MODELS_DIR / "demo-base"
 
+# --- Cache and rate limits (docs/security.md) ---------------------------------------
+# One cache for every web worker: Redis when PREFLOOP_CACHE_URL names it
+# (redis://host:6379/2), else files under var/cache (fine on one machine).
+CACHES = {"default": env.cache("PREFLOOP_CACHE_URL", default=f"filecache://{VAR_DIR / 'cache'}")}
+if CACHES["default"]["BACKEND"].endswith("FileBasedCache"):
+    CACHES["default"]["OPTIONS"] = {"MAX_ENTRIES": 10_000}
+# Off inside pytest (every test request comes from 127.0.0.1, so one test's failed
+# log-ins would lock out the next); the tests of the limits turn it on.
+PREFLOOP_RATELIMIT_ENABLED = env.bool("PREFLOOP_RATELIMIT_ENABLED", default=not TESTING)
+PREFLOOP_LOGIN_MAX_PER_USER = env.int("PREFLOOP_LOGIN_MAX_PER_USER", default=5)
+PREFLOOP_LOGIN_MAX_PER_IP = env.int("PREFLOOP_LOGIN_MAX_PER_IP", default=20)
+PREFLOOP_LOGIN_WINDOW_SECONDS = env.int("PREFLOOP_LOGIN_WINDOW_SECONDS", default=900)
+PREFLOOP_TOKEN_MAX_FAILURES_PER_IP = env.int("PREFLOOP_TOKEN_MAX_FAILURES_PER_IP", default=20)
+PREFLOOP_API_ANON_RATE = env.str("PREFLOOP_API_ANON_RATE", default="60/minute")
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # Passwords, tokens, Authorization headers and DSN passwords never reach the output.
+    "filters": {"redact": {"()": "prefloop.logging.RedactSecrets"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact"]}
+    },
     "root": {"handlers": ["console"], "level": env.str("PREFLOOP_LOG_LEVEL", default="INFO")},
+    # Django's loggers log through the root's (redacting) handler only.
+    "loggers": {"django": {"handlers": [], "level": "INFO", "propagate": True}},
 }

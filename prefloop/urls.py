@@ -2,10 +2,12 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from prefloop import views
+from prefloop import auth, views
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    # Django's log-in page with rate limits (429 while locked out), ahead of its own.
+    path("accounts/login/", auth.LoginView.as_view(), name="login"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
