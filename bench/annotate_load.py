@@ -40,10 +40,10 @@ import asyncio
 import json
 import os
 import platform
+import random
 import secrets
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -85,7 +85,9 @@ def database_recreate(args: argparse.Namespace, env: dict[str, str]) -> None:
     if args.db == "postgres":
         import psycopg
 
-        with psycopg.connect(PG_ADMIN_URL.replace("postgres://", "postgresql://"), autocommit=True) as c:
+        with psycopg.connect(
+            PG_ADMIN_URL.replace("postgres://", "postgresql://"), autocommit=True
+        ) as c:
             c.execute(f'DROP DATABASE IF EXISTS "{args.pg_name}" WITH (FORCE)')
             c.execute(f'CREATE DATABASE "{args.pg_name}"')
     subprocess.run(
@@ -94,7 +96,9 @@ def database_recreate(args: argparse.Namespace, env: dict[str, str]) -> None:
     )  # fmt: skip
 
 
-def seed(*, tasks: int, annotators: int, overlap: int, lease_seconds: int) -> dict:
+def seed(
+    *, tasks: int, annotators: int, overlap: int, lease_seconds: int, slug: str = "load"
+) -> dict:
     """One pairwise project: ``tasks`` prompts, two responses each, one task per pair."""
     from django.contrib.auth import get_user_model
     from django.contrib.auth.hashers import make_password
@@ -103,7 +107,7 @@ def seed(*, tasks: int, annotators: int, overlap: int, lease_seconds: int) -> di
 
     started = time.perf_counter()
     project = Project.objects.create(
-        slug="load", name="Load test", overlap=overlap, max_overlap=max(overlap, 5),
+        slug=slug, name=f"Bench {slug}", overlap=overlap, max_overlap=max(overlap, 5),
         lease_seconds=lease_seconds, allow_tie=True, allow_both_bad=True,
     )  # fmt: skip
     batch = 5_000
@@ -113,7 +117,7 @@ def seed(*, tasks: int, annotators: int, overlap: int, lease_seconds: int) -> di
             Prompt(
                 project=project,
                 messages=[{"role": "user", "content": f"Question number {lo + i}?"}],
-                content_hash=f"p{lo + i:064d}"[-64:],
+                content_hash=f"{slug}{lo + i:064d}"[-64:],
             )
             for i in range(n)
         )
@@ -134,7 +138,8 @@ def seed(*, tasks: int, annotators: int, overlap: int, lease_seconds: int) -> di
     user_model = get_user_model()
     password = make_password(PASSWORD)
     users = user_model.objects.bulk_create(
-        user_model(username=f"annotator{i:04d}", password=password) for i in range(annotators)
+        user_model(username=f"{slug}-annotator{i:04d}", password=password)
+        for i in range(annotators)
     )
     Membership.objects.bulk_create(
         Membership(project=project, user=u, role=Membership.Role.ANNOTATOR) for u in users
@@ -247,7 +252,9 @@ class Connection:
             self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
         payload = json.dumps(body).encode() if body is not None else b""
         extra = f"Idempotency-Key: {key}\r\n" if key else ""
-        request = f"POST {path} HTTP/1.1\r\n{self.head}{extra}Content-Length: {len(payload)}\r\n\r\n"
+        request = (
+            f"POST {path} HTTP/1.1\r\n{self.head}{extra}Content-Length: {len(payload)}\r\n\r\n"
+        )
         try:
             self.writer.write(request.encode() + payload)
             status_line = await self.reader.readline()
@@ -317,15 +324,24 @@ async def call(conn: Connection, stats: Stats, name: str, path: str, body, key, 
     return None, {}
 
 
+NEXT_PATH = "/api/projects/load/tasks/next"
+
+
+async def first_lease(conn: Connection) -> dict | None:
+    """Untimed warm-up: every worker thread has served the API once, every annotator
+    holds a lease, before the clock starts."""
+    status, data = await conn.post(NEXT_PATH, None)
+    return data if status == 200 else None
+
+
 async def annotator(
     index: int, conn: Connection, args: argparse.Namespace, stats: Stats, budget: Budget,
-    start: float,
+    start: float, assignment: dict | None,
 ) -> None:  # fmt: skip
-    rng = __import__("random").Random(index)
-    next_path = "/api/projects/load/tasks/next"
+    rng = random.Random(index)
+    next_path = NEXT_PATH
     interval = args.interval
     tick = start + (rng.random() * interval if interval else 0)
-    assignment = None
     while True:
         if interval:
             await asyncio.sleep(max(0.0, tick - time.monotonic()))
@@ -361,13 +377,18 @@ async def annotator(
         tick += interval
 
 
-async def drive(args: argparse.Namespace, port: int, sessions: list[tuple[str, str]]) -> tuple[Stats, float]:
+async def drive(
+    args: argparse.Namespace, port: int, sessions: list[tuple[str, str]]
+) -> tuple[Stats, float]:
     stats = Stats()
     conns = [Connection(port, cookie, csrf) for cookie, csrf in sessions]
+    leases = []
+    for lo in range(0, len(conns), 10):  # a few at a time: the warm-up is not a stampede
+        leases += await asyncio.gather(*(first_lease(c) for c in conns[lo : lo + 10]))
     start = time.monotonic()
     budget = Budget(args.max_judgments, start + args.duration)
     await asyncio.gather(
-        *(annotator(i, c, args, stats, budget, start) for i, c in enumerate(conns))
+        *(annotator(i, c, args, stats, budget, start, leases[i]) for i, c in enumerate(conns))
     )
     elapsed = time.monotonic() - start
     for c in conns:
@@ -378,22 +399,21 @@ async def drive(args: argparse.Namespace, port: int, sessions: list[tuple[str, s
 # --- audit and query count --------------------------------------------------------------
 
 
+def lost_count(acknowledged: dict[str, int], stored: dict[str, int]) -> int:
+    """Acknowledged judgments (key -> id the server answered) not stored under that id."""
+    return sum(1 for key, pk in acknowledged.items() if stored.get(key) != pk)
+
+
 def audit(project, stats: Stats) -> dict[str, int]:
     from django.db.models import Count, F
 
     from annotation.models import Judgment, Task
 
     stored = Judgment.objects.filter(task__project=project)
-    by_key = dict(
-        stored.filter(idempotency_key__isnull=False).values_list("idempotency_key", "pk")
-    )
+    by_key = dict(stored.filter(idempotency_key__isnull=False).values_list("idempotency_key", "pk"))
     keys_stored = {k.split(":", 1)[1]: pk for k, pk in by_key.items()}
-    lost = sum(
-        1 for key, pk in stats.acknowledged.items() if keys_stored.get(key) != pk
-    )
-    duplicated = (
-        stored.values("task", "annotator").annotate(n=Count("pk")).filter(n__gt=1).count()
-    )
+    lost = lost_count(stats.acknowledged, keys_stored)
+    duplicated = stored.values("task", "annotator").annotate(n=Count("pk")).filter(n__gt=1).count()
     per_task = Task.objects.filter(project=project).annotate(n=Count("judgments"))
     over = per_task.filter(n__gt=F("overlap_wanted")).count()
     drift = per_task.exclude(n=F("done_count")).count()
@@ -407,8 +427,14 @@ def audit(project, stats: Stats) -> dict[str, int]:
     }
 
 
-def sql_per_judgment(project, user, samples: int) -> tuple[float, float]:
-    """Statements Django sends for one judgment, over ``samples`` judgments (in-process)."""
+def sql_per_judgment(samples: int) -> tuple[float, float]:
+    """Statements Django sends for one judgment, over ``samples`` judgments (in-process),
+    in a project of its own (``sqlcount``) so the audit is untouched. Returns
+    ``(statements, transaction control)`` per judgment for the combined and the two-call loop."""
+    user = seed(
+        tasks=max(3 * samples, 10), annotators=1, overlap=1, lease_seconds=900, slug="sqlcount"
+    )
+    user = user["users"][0]
     from django.db import connection
     from django.test import Client
     from django.test.utils import CaptureQueriesContext
@@ -416,21 +442,27 @@ def sql_per_judgment(project, user, samples: int) -> tuple[float, float]:
     client = Client(enforce_csrf_checks=False)
     client.force_login(user)
     kwargs = {"secure": True, "content_type": "application/json"}
-    first = client.post("/api/projects/load/tasks/next", **kwargs).json()
-    combined = two_call = 0
-    with CaptureQueriesContext(connection) as captured:
+    first = client.post("/api/projects/sqlcount/tasks/next", **kwargs).json()
+    with CaptureQueriesContext(connection) as combined:
         assignment = first
         for _ in range(samples):
             path = f"/api/assignments/{assignment['assignment_id']}/judgment-and-next"
             assignment = client.post(path, {"choice": "left"}, **kwargs).json()["next"]
-    combined = len(captured)
-    with CaptureQueriesContext(connection) as captured:
+    with CaptureQueriesContext(connection) as two_call:
         for _ in range(samples):
-            task = client.post("/api/projects/load/tasks/next", **kwargs).json()
+            task = client.post("/api/projects/sqlcount/tasks/next", **kwargs).json()
             client.post(f"/api/assignments/{task['assignment_id']}/judgment",
                         {"choice": "right"}, **kwargs)  # fmt: skip
-    two_call = len(captured)
-    return combined / samples, two_call / samples
+    return _split(combined, samples), _split(two_call, samples)
+
+
+def _split(captured, samples: int) -> tuple[float, float]:
+    control = sum(
+        1 for q in captured.captured_queries
+        if q["sql"].split(None, 1)[0].upper() in ("BEGIN", "COMMIT", "SAVEPOINT", "RELEASE")
+    )  # fmt: skip
+    n = max(samples, 1)
+    return (len(captured) - control) / n, control / n
 
 
 # --- report -----------------------------------------------------------------------------
@@ -463,33 +495,38 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--overlap", type=int, default=2)
     parser.add_argument("--duration", type=float, default=20.0, help="seconds of load")
     parser.add_argument("--max-judgments", type=int, default=1_000_000)
-    parser.add_argument("--interval", type=float, default=0.0,
-                        help="seconds between one annotator's judgments (0: closed loop)")  # fmt: skip
+    parser.add_argument(
+        "--interval", type=float, default=0.0, help="seconds between judgments (0: closed loop)"
+    )
     parser.add_argument("--loop", choices=["combined", "two-call"], default="combined")
     parser.add_argument("--db", choices=["postgres", "sqlite"], default="postgres")
     parser.add_argument("--pg-name", default="prefloop_bench")
     parser.add_argument("--workers", type=int, default=3)
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--lease-seconds", type=int, default=900)
-    parser.add_argument("--sql-samples", type=int, default=20)
+    parser.add_argument("--sql-samples", type=int, default=20, help="judgments to count SQL on")
     args = parser.parse_args(argv)
 
     var_dir = Path(tempfile.mkdtemp(prefix="prefloop-bench-load-"))
     env = bench_env(args, var_dir)
-    os.environ.update({k: env[k] for k in env if k.startswith(("DJANGO", "PREFLOOP", "DATABASE", "CELERY"))})
+    os.environ.update(
+        {k: env[k] for k in env if k.startswith(("DJANGO", "PREFLOOP", "DATABASE", "CELERY"))}
+    )
     print(f"machine: {machine()}")
+    shape = f"open, 1 judgment / {args.interval:g} s each" if args.interval else "closed"
     print(f"database: {args.db}; gunicorn {args.workers} workers x {args.threads} threads; "
-          f"{args.annotators} annotators, {args.loop} loop, "
-          f"{'closed' if not args.interval else f'open, 1 judgment / {args.interval:g} s each'}")  # fmt: skip
+          f"{args.annotators} annotators, {args.loop} loop, {shape}")  # fmt: skip
     database_recreate(args, env)
 
     import django
 
     django.setup()
-    seeded = seed(tasks=args.tasks, annotators=args.annotators + 1, overlap=args.overlap,
+    seeded = seed(tasks=args.tasks, annotators=args.annotators, overlap=args.overlap,
                   lease_seconds=args.lease_seconds)  # fmt: skip
     users = seeded["users"]
-    print(f"seeded {args.tasks:,} comparisons (overlap {args.overlap}) in {seeded['seconds']:.1f} s")
+    print(
+        f"seeded {args.tasks:,} comparisons (overlap {args.overlap}) in {seeded['seconds']:.1f} s"
+    )
     sessions = sessions_for(users[: args.annotators])
     from django.db import connection
 
@@ -523,9 +560,9 @@ def main(argv: list[str] | None = None) -> int:
           f"{client_cpu * per:.2f} ms")  # fmt: skip
 
     report = audit(seeded["project"], stats)
-    combined, two_call = sql_per_judgment(seeded["project"], users[-1], args.sql_samples)
-    print(f"SQL statements per judgment: {combined:.1f} (judgment-and-next), "
-          f"{two_call:.1f} (tasks/next + judgment)")  # fmt: skip
+    (c_sql, c_tx), (t_sql, t_tx) = sql_per_judgment(args.sql_samples)
+    print(f"SQL statements per judgment: {c_sql:.1f} + {c_tx:.1f} BEGIN/COMMIT "
+          f"(judgment-and-next); {t_sql:.1f} + {t_tx:.1f} (tasks/next, judgment)")  # fmt: skip
     print(f"task counters out of step with stored judgments: {report['counter_drift']}")
     print(f"vs Label Studio 1.23.2 peak on PostgreSQL ({LABEL_STUDIO_PEAK}/s, BENCHMARKS.md): "
           f"{rate / LABEL_STUDIO_PEAK:.1f}x")  # fmt: skip
