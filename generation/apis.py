@@ -7,7 +7,8 @@ staff, owners and reviewers read the registry (annotators never see model names)
 
 from __future__ import annotations
 
-from django.core.exceptions import PermissionDenied
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, ValidationError
 from drf_spectacular.utils import extend_schema, extend_schema_serializer
 from rest_framework import serializers, status
 from rest_framework.request import Request
@@ -15,13 +16,14 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from generation import selectors, services
+from generation.backends.base import ModelLoadError, check_model_source_confined
 from generation.models import GenerationJob, ModelVersion
 
 READERS_ONLY = "Only staff and project owners and reviewers read the model registry."
 
 
 class ModelVersionSerializer(serializers.ModelSerializer):
-    parent = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    parent = serializers.SlugRelatedField(slug_field="name", read_only=True, allow_null=True)
 
     class Meta:
         model = ModelVersion
@@ -31,7 +33,9 @@ class ModelVersionSerializer(serializers.ModelSerializer):
 class GenerationJobSerializer(serializers.ModelSerializer):
     project = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     model_version = serializers.SlugRelatedField(slug_field="name", read_only=True)
-    opponent_version = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    opponent_version = serializers.SlugRelatedField(
+        slug_field="name", read_only=True, allow_null=True
+    )
     progress = serializers.SerializerMethodField()
 
     class Meta:
@@ -72,7 +76,9 @@ class ModelVersionRegisterApi(APIView):
         name = serializers.SlugField(max_length=100)
         source = serializers.CharField(max_length=500, help_text="Local folder or hub id.")
         parent = serializers.SlugField(required=False, default="")
-        round_index = serializers.IntegerField(min_value=0, required=False, allow_null=True)
+        round_index = serializers.IntegerField(
+            min_value=0, max_value=2**31 - 1, required=False, allow_null=True
+        )
         notes = serializers.CharField(required=False, allow_blank=True, default="")
 
     @extend_schema(request=InputSerializer, responses={201: ModelVersionSerializer})
@@ -82,6 +88,10 @@ class ModelVersionRegisterApi(APIView):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         d = data.validated_data
+        try:
+            check_model_source_confined(d["source"], roots=settings.PREFLOOP_MODEL_ROOTS)
+        except ModelLoadError as exc:
+            raise ValidationError({"source": str(exc)}) from exc
         version = services.model_version_register_checked(
             name=d["name"], source=d["source"], parent_name=d["parent"],
             round_index=d.get("round_index"), notes=d["notes"],

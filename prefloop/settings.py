@@ -23,6 +23,10 @@ MODELS_DIR = Path(env.str("PREFLOOP_MODELS_DIR", default=str(VAR_DIR / "models")
 DATA_DIR = Path(env.str("PREFLOOP_DATA_DIR", default=str(VAR_DIR / "data")))
 for _folder in (VAR_DIR, MODELS_DIR, DATA_DIR):
     _folder.mkdir(parents=True, exist_ok=True)
+# Local model folders that owners may register through the API (hub ids are not paths).
+PREFLOOP_MODEL_ROOTS = [
+    Path(p) for p in env.list("PREFLOOP_MODEL_ROOTS", default=[str(MODELS_DIR), str(VAR_DIR)])
+]
 
 # --- Core Django -----------------------------------------------------------------
 DEBUG = env.bool("DJANGO_DEBUG", default=True)
@@ -64,6 +68,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "prefloop.middleware.SecurityHeadersMiddleware",
+    # 413 for oversized bodies before anything reads them (so before CsrfViewMiddleware).
+    "prefloop.middleware.RequestGuardMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -173,6 +179,12 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_THROTTLE_CLASSES": ["prefloop.auth.AnonymousThrottle"],
+    # DRF's parsers plus refusals of NUL characters and deeply nested JSON (400, not 500).
+    "DEFAULT_PARSER_CLASSES": [
+        "prefloop.parsers.JSONParser",
+        "prefloop.parsers.FormParser",
+        "prefloop.parsers.MultiPartParser",
+    ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "prefloop.exceptions.api_exception_handler",
 }
@@ -181,6 +193,10 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Collect preference data and turn it into better language models.",
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "prefloop.openapi.error_responses_add",
+    ],
     # Several models have a "status" or "split" field with different choices.
     "ENUM_NAME_OVERRIDES": {
         "PromptSplitEnum": "annotation.models.Prompt.Split",

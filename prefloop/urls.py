@@ -19,3 +19,7 @@ urlpatterns = [
     path("api/", include("training.rounds.urls")),
     path("", include("frontend.urls")),
 ]
+handler400 = "prefloop.views.bad_request"
+handler403 = "prefloop.views.permission_denied"
+handler404 = "prefloop.views.page_not_found"
+handler500 = "prefloop.views.server_error"

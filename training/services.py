@@ -21,6 +21,7 @@ from annotation.services.exports import export_snapshot_file
 from generation import services as generation_services
 from generation.models import ModelVersion
 from prefloop.exceptions import ApplicationError, ConflictError
+from prefloop.paths import UnsafePath, safe_path_under
 from training import runner, tasks
 from training.core.config import TrainConfig
 from training.models import TrainingMetric, TrainingRun
@@ -33,6 +34,8 @@ FORMATS_FOR = {"dpo": PAIRED_FORMATS, "ipo": PAIRED_FORMATS, "simpo": PAIRED_FOR
 # Keys the platform sets itself; owners choose every other TrainConfig field.
 RESERVED = {"train_path", "policy_path", "reference_path", "output_dir", "resume", "algorithm"}
 TUNABLE = {f.name for f in fields(TrainConfig)} - RESERVED
+# Tunable settings that name files on the workers, and the folder each must stay inside.
+CONFINED_PATHS = {"eval_path": "DATA_DIR", "ref_cache_dir": "MODELS_DIR"}
 TERMINAL = (TrainingRun.Status.SUCCEEDED, TrainingRun.Status.FAILED, TrainingRun.Status.CANCELLED)
 
 
@@ -47,6 +50,21 @@ def _check_request(algorithm: str, snapshot: ExportSnapshot, hyperparameters: di
     unknown = sorted(set(hyperparameters) - TUNABLE)
     if unknown:
         raise ApplicationError(f"unknown hyperparameters {unknown}; allowed: {sorted(TUNABLE)}")
+    hyperparameter_paths_check(hyperparameters)
+
+
+def hyperparameter_paths_check(hyperparameters: dict) -> None:
+    """Path-valued hyperparameters must be absolute paths inside their allowed folder."""
+    for name, setting in CONFINED_PATHS.items():
+        value = hyperparameters.get(name)
+        if value in (None, ""):
+            continue
+        if not isinstance(value, str):
+            raise ApplicationError(f"hyperparameter {name} must be a path (a string)")
+        try:
+            safe_path_under(getattr(settings, setting), value, absolute=True)
+        except UnsafePath as exc:
+            raise ApplicationError(f"hyperparameter {name}: {exc} ({setting})") from exc
 
 
 @transaction.atomic

@@ -34,7 +34,9 @@ class ProjectSettingsSerializer(serializers.Serializer):
     lease_seconds = serializers.IntegerField(min_value=30, max_value=7 * 86400, required=False)
     exclude_own_responses = serializers.BooleanField(required=False)
     allow_remote_images = serializers.BooleanField(required=False)
-    auto_round_threshold = serializers.IntegerField(min_value=1, allow_null=True, required=False)
+    auto_round_threshold = serializers.IntegerField(
+        min_value=1, max_value=2**31 - 1, allow_null=True, required=False
+    )
 
 
 @extend_schema_serializer(component_name="Project")

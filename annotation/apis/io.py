@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from django.http import FileResponse
 from django.urls import reverse
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer
 from rest_framework import serializers, status
-from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -16,6 +16,8 @@ from annotation.io import readers, writers
 from annotation.io.rules import ExportRules
 from annotation.models import ExportSnapshot
 from annotation.services import exports, imports
+from prefloop.middleware import accepts_uploads
+from prefloop.parsers import FormParser, MultiPartParser
 
 IMPORT_REJECTED = (
     "{n} bad row(s): nothing was imported (send partial=true to import the good rows)."
@@ -38,6 +40,7 @@ class ImportReportSerializer(serializers.Serializer):
     warnings = serializers.ListField(child=serializers.CharField())
 
 
+@accepts_uploads
 class ImportApi(APIView):
     """Upload JSONL, CSV or a zipped ``save_to_disk`` folder; returns the validation report."""
 
@@ -139,14 +142,25 @@ class ExportDetailApi(APIView):
         return Response(SnapshotOutputSerializer(snapshot).data)
 
 
+DOWNLOAD_TYPES = {
+    writers.DATA_FILE: "application/octet-stream",  # JSON Lines has no registered type
+    writers.CARD_FILE: "text/markdown",
+    writers.MANIFEST_FILE: "application/json",
+    writers.CSV_FILE: "text/csv",
+}
+
+
 class ExportDownloadApi(APIView):
-    """The snapshot's ``data.jsonl`` (or ``?file=README.md`` / ``prefloop_export.json``)."""
+    """The snapshot's ``data.jsonl`` (or ``?file=README.md`` / ``prefloop_export.json`` /
+    ``data.csv``, whose formula-like cells are escaped for spreadsheets)."""
 
     @extend_schema(
-        parameters=[OpenApiParameter("file", str, enum=[writers.DATA_FILE, writers.CARD_FILE,
-                                                        writers.MANIFEST_FILE])],
-        responses={(200, "application/octet-stream"): bytes},
-    )  # fmt: skip
+        parameters=[OpenApiParameter("file", str, enum=list(writers.SNAPSHOT_FILES))],
+        responses={
+            **{(200, media): bytes for media in DOWNLOAD_TYPES.values()},
+            (200, "application/json"): OpenApiTypes.OBJECT,  # the manifest
+        },
+    )
     def get(self, request: Request, slug: str, content_hash: str) -> FileResponse:
         project, _ = permissions.project_get_for_member(
             slug=slug, user=request.user, roles=permissions.CONFIGURERS
@@ -155,4 +169,5 @@ class ExportDownloadApi(APIView):
         name = request.query_params.get("file", writers.DATA_FILE)
         path = exports.export_snapshot_file(snapshot=snapshot, name=name)
         filename = f"{slug}-{snapshot.format}-{content_hash[:12]}-{name}"
-        return FileResponse(path.open("rb"), as_attachment=True, filename=filename)
+        return FileResponse(path.open("rb"), as_attachment=True, filename=filename,
+                            content_type=DOWNLOAD_TYPES[name])  # fmt: skip

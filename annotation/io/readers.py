@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from prefloop.paths import UnsafePath, safe_path_under
+
 FORMATS = ("auto", "jsonl", "csv", "hf")
 BOM = b"\xef\xbb\xbf"
 JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
@@ -186,9 +188,11 @@ def zip_extract(path: Path, dest: Path, max_bytes: int) -> Path:
                 f"the archive unpacks to more than {max_bytes:,} bytes (PREFLOOP_MAX_IMPORT_BYTES)"
             )
         for member in members:
-            target = (dest / member.filename).resolve()
-            if not target.is_relative_to(dest.resolve()):
-                raise FileRejected(f"the archive holds an unsafe path: {member.filename!r}")
+            try:
+                target = safe_path_under(dest, member.filename)
+            except UnsafePath as exc:
+                unsafe = f"the archive holds an unsafe path: {member.filename!r}"
+                raise FileRejected(unsafe) from exc
             if member.is_dir():
                 target.mkdir(parents=True, exist_ok=True)
                 continue

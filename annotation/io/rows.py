@@ -281,6 +281,8 @@ def _json_cell(value: Any, name: str) -> Any:
         return json.loads(value)
     except json.JSONDecodeError as exc:
         raise RowError(f"'{name}' must hold JSON in a CSV cell: {exc.msg}") from exc
+    except RecursionError as exc:
+        raise RowError(f"'{name}' holds JSON nested too deeply") from exc
 
 
 def _type_name(value: Any) -> str:

@@ -6,11 +6,17 @@
 - ``trl-dpo-conversational``: ``prompt`` is the message list, ``chosen``/``rejected``
   are ``[{"role": "assistant", "content": ...}]``.
 - ``trl-kto`` / ``trl-kto-conversational``: ``prompt``, ``completion``, ``label`` (bool).
+
+``data.csv`` is the same rows for spreadsheets (``csv_bytes``): conversations as JSON
+text, and cells that a spreadsheet would run as a formula escaped. JSONL and datasets
+files are never escaped: they hold the text exactly as it was judged.
 """
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +28,11 @@ DUPLICATE = "duplicate"
 DATA_FILE = "data.jsonl"
 CARD_FILE = "README.md"
 MANIFEST_FILE = "prefloop_export.json"
+CSV_FILE = "data.csv"  # a spreadsheet view of data.jsonl, made on request
+SNAPSHOT_FILES = (DATA_FILE, CARD_FILE, MANIFEST_FILE, CSV_FILE)
+# A spreadsheet runs a cell that starts with one of these as a formula (OWASP "CSV
+# injection"); such a cell gets a leading single quote in CSV/TSV files, nowhere else.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 @dataclass(frozen=True)
@@ -88,6 +99,32 @@ def row_build(fmt: ExportFormat, rules: ExportRules, cells: dict, meta: dict) ->
 def jsonl_bytes(rows: list[dict]) -> bytes:
     """Canonical JSONL: fixed key order, UTF-8, one row per line (what the hash covers)."""
     return "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows).encode("utf-8")
+
+
+def spreadsheet_cell(value: Any) -> Any:
+    """A CSV/TSV cell that a spreadsheet shows as text, never runs as a formula.
+
+    Strings starting with ``= + - @``, a tab or a carriage return get a ``'`` prefix;
+    lists and objects (conversations) are written as JSON text first; numbers, booleans
+    and empty values are left alone (``-0.5`` is a number, not a formula).
+    """
+    if isinstance(value, (list, dict)):
+        value = json.dumps(value, ensure_ascii=False)
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "" if value is None else value
+
+
+def csv_bytes(rows: list[dict], columns: list[str], delimiter: str = ",") -> bytes:
+    """Rows as CSV (TSV with a tab ``delimiter``), UTF-8, header first, cells escaped."""
+    out = io.StringIO()
+    writer = csv.writer(out, delimiter=delimiter, lineterminator="\r\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([spreadsheet_cell(row.get(name)) for name in columns])
+    return out.getvalue().encode("utf-8")
 
 
 def content_hash(data: bytes) -> str:

@@ -26,6 +26,7 @@ from annotation.io.rules import ExportRules
 from annotation.io.writers import ExportFormat
 from annotation.models import ExportSnapshot, Feedback, Judgment, Project, Response, Task
 from prefloop.exceptions import ApplicationError, NotFoundError
+from prefloop.paths import safe_path_under
 
 JSONL_SUFFIXES = (".jsonl", ".json")
 
@@ -75,13 +76,27 @@ def export_snapshot_list(*, project: Project) -> QuerySet[ExportSnapshot]:
 
 
 def export_snapshot_file(*, snapshot: ExportSnapshot, name: str = writers.DATA_FILE) -> Path:
-    """One of the snapshot's files (data, card, manifest)."""
-    if name not in (writers.DATA_FILE, writers.CARD_FILE, writers.MANIFEST_FILE):
+    """One of the snapshot's files (data, card, manifest, or the CSV view of the data)."""
+    if name not in writers.SNAPSHOT_FILES:
         raise NotFoundError(f"a snapshot has no file {name!r}")
-    path = Path(snapshot.path) / name
+    path = safe_path_under(snapshot.path, name)
+    if name == writers.CSV_FILE and not path.is_file():
+        _csv_write(snapshot, path)
     if not path.is_file():
         raise NotFoundError(f"the snapshot's {name} is missing from {snapshot.path}")
     return path
+
+
+def _csv_write(snapshot: ExportSnapshot, path: Path) -> None:
+    """``data.csv``, made from ``data.jsonl`` on first request (spreadsheet-safe cells)."""
+    source = export_snapshot_file(snapshot=snapshot)
+    info = json.loads(export_snapshot_file(snapshot=snapshot, name=writers.MANIFEST_FILE)
+                      .read_text("utf-8"))  # fmt: skip
+    rows = [json.loads(line) for line in source.read_text("utf-8").splitlines() if line]
+    data = writers.csv_bytes(rows, list(info["columns"]))
+    staging = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    staging.write_bytes(data)
+    os.replace(staging, path)
 
 
 def export_snapshot_write(*, snapshot: ExportSnapshot, out: Path) -> list[Path]:
@@ -281,7 +296,7 @@ def _gold_answers(project: Project) -> list[tuple[int, bool]]:
 
 def _snapshot_store(project: Project, digest: str, data: bytes, info: dict) -> Path:
     """Write the snapshot folder atomically (a rename), unless it is already there."""
-    folder = Path(settings.DATA_DIR) / "exports" / project.slug / digest
+    folder = safe_path_under(Path(settings.DATA_DIR) / "exports", f"{project.slug}/{digest}")
     if (folder / writers.DATA_FILE).is_file():
         return folder
     folder.parent.mkdir(parents=True, exist_ok=True)

@@ -20,6 +20,7 @@ from annotation.models import Membership, Project
 from annotation.services import exports, imports
 from frontend.forms import ExportForm, ImportForm
 from prefloop.exceptions import ApplicationError
+from prefloop.middleware import accepts_uploads
 
 ERRORS_SHOWN = 200
 
@@ -34,6 +35,7 @@ def _context(membership: Membership, **extra) -> dict:
     return {"project": membership.project, "membership": membership, "is_owner": True, **extra}
 
 
+@accepts_uploads
 @require_http_methods(["GET", "POST"])
 @login_required
 def import_page(request: HttpRequest, slug: str) -> HttpResponse:
@@ -76,7 +78,7 @@ def export_page(request: HttpRequest, slug: str) -> HttpResponse:
             messages.success(request, f"{verb} snapshot {snapshot.content_hash[:12]}: {rows} rows.")
             return redirect("frontend:export", slug=project.slug)
     snapshots = exports.export_snapshot_list(project=project)
-    files = (writers.DATA_FILE, writers.CARD_FILE, writers.MANIFEST_FILE)
+    files = writers.SNAPSHOT_FILES
     context = _context(membership, form=form, snapshots=snapshots, files=files)
     status = 400 if form.errors else 200
     return render(request, "frontend/owner/export.html", context, status=status)

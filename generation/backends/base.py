@@ -16,6 +16,8 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Protocol
 
+from prefloop.paths import UnsafePath, safe_path_within
+
 Message = dict[str, str]
 Conversation = Sequence[Message]
 
@@ -254,6 +256,20 @@ def check_model_source(model: str, *, available_bytes: int | None = None) -> Non
             f"model {model} has {weights / 2**30:.1f} GiB of weights but only "
             f"{available_bytes / 2**30:.1f} GiB of memory is available on this machine"
         )
+
+
+def check_model_source_confined(model: str, *, roots: Sequence[Path]) -> None:
+    """A local model path must lie inside one of ``roots`` (symlinks resolved); hub ids
+    pass. What the API enforces: owners name folders on the workers, never any path."""
+    if not looks_local(model):
+        return
+    try:
+        safe_path_within(roots, model)
+    except UnsafePath as exc:
+        raise ModelLoadError(
+            f"model path {model} does not exist or is not under the folders models may be "
+            f"loaded from (PREFLOOP_MODEL_ROOTS): {exc}"
+        ) from exc
 
 
 def ram_available() -> int:

@@ -18,6 +18,7 @@ from rest_framework.views import APIView
 
 from annotation.apis.io import SnapshotOutputSerializer
 from generation import selectors as generation_selectors
+from generation.backends.base import MAX_SEED
 from generation.feedback import conf, selectors, training_data, trust
 from generation.feedback.constitution import DEFAULT_NAME
 from generation.feedback.models import (
@@ -51,8 +52,8 @@ class ConstitutionVersionSerializer(serializers.ModelSerializer):
 
 
 class JudgeSerializer(serializers.ModelSerializer):
-    model_version = serializers.SlugRelatedField(slug_field="name", read_only=True)
-    constitution_version = serializers.StringRelatedField()
+    model_version = serializers.SlugRelatedField(slug_field="name", read_only=True, allow_null=True)
+    constitution_version = serializers.StringRelatedField(allow_null=True)
     annotator = serializers.SlugRelatedField(slug_field="username", read_only=True)
 
     class Meta:
@@ -63,9 +64,9 @@ class JudgeSerializer(serializers.ModelSerializer):
 
 class FeedbackJobSerializer(serializers.ModelSerializer):
     project = serializers.SlugRelatedField(slug_field="slug", read_only=True)
-    judge = serializers.SlugRelatedField(slug_field="name", read_only=True)
-    model_version = serializers.SlugRelatedField(slug_field="name", read_only=True)
-    constitution_version = serializers.StringRelatedField()
+    judge = serializers.SlugRelatedField(slug_field="name", read_only=True, allow_null=True)
+    model_version = serializers.SlugRelatedField(slug_field="name", read_only=True, allow_null=True)
+    constitution_version = serializers.StringRelatedField(allow_null=True)
     progress = serializers.SerializerMethodField()
 
     class Meta:
@@ -236,7 +237,9 @@ class CritiqueJobCreateApi(APIView):
         split = serializers.ChoiceField(choices=["", "train", "eval"], default="")
         response_ids = serializers.ListField(child=serializers.IntegerField(), required=False)
         limit = serializers.IntegerField(min_value=1, required=False, allow_null=True)
-        seed = serializers.IntegerField(min_value=0, required=False, allow_null=True)
+        seed = serializers.IntegerField(
+            min_value=0, max_value=MAX_SEED, required=False, allow_null=True
+        )
         batch_size = serializers.IntegerField(min_value=1, max_value=10_000, default=32)
         takes_human_slot = serializers.BooleanField(default=True)
 

@@ -126,6 +126,7 @@ def _project_checked(*, project: Project, settings: RoundSettings, kind: str) ->
     unknown = sorted(set(settings.hyperparameters) - training_services.TUNABLE)
     if unknown:
         raise ApplicationError(f"unknown hyperparameters {unknown}; see TrainConfig")
+    training_services.hyperparameter_paths_check(settings.hyperparameters)
     pairing = settings.pairing_for(kind)
     if kind == Round.LabelKind.PAIRWISE and settings.samples == 1 and pairing != "none":
         raise ApplicationError(TWO_SAMPLES)
