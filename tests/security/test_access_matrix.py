@@ -466,3 +466,24 @@ def test_the_next_card_after_a_verdict_names_no_model():
     assert response.status_code == 200 and b"data-card" in response.content
     html = response.content.decode()
     assert [s for s in _hidden(w) if s in html] == []
+
+
+def test_session_callers_need_the_csrf_token_and_token_callers_do_not():
+    """The matrix's clients skip CSRF checks (Django's test default); real browsers don't."""
+    w = world_build()
+    owner = Client(enforce_csrf_checks=True)
+    owner.force_login(w.users[OWN])
+    forged = owner.post(f"/api/projects/{SLUG}/update", {"name": "Forged"},
+                        content_type="application/json")  # fmt: skip
+    assert forged.status_code == 403 and "CSRF" in forged.json()["detail"]
+    assert owner.post(f"/p/{SLUG}/export/", {"format": "trl-dpo"}).status_code == 403
+    owner.get(f"/p/{SLUG}/export/")  # sets the CSRF cookie; the form carries the token
+    form = {"format": "trl-dpo", "split": "train", "vote": "majority", "min_judgments": "1",
+            "min_agreement": "0", "ties": "drop", "both_bad": "drop",
+            "csrfmiddlewaretoken": owner.cookies[settings.CSRF_COOKIE_NAME].value}  # fmt: skip
+    assert owner.post(f"/p/{SLUG}/export/", form).status_code == 302
+    judge = Client(enforce_csrf_checks=True)
+    verdict = judge.post(f"/api/assignments/{w.ref('ai_assignment')}/judgment", {"choice": "left"},
+                         content_type="application/json",
+                         headers={"Authorization": f"Token {w.token}"})  # fmt: skip
+    assert verdict.status_code == 201
