@@ -171,6 +171,17 @@ def test_nul_characters_are_400_wherever_they_arrive(api, project, owner):
     assert Project.objects.get(slug="hostile").name == "hostile"
 
 
+@pytest.mark.parametrize("bad", [{"tags": 5}, {"tags": [1]}, {"judge": 5},
+                                 {"deadline_hours": 1e300}, {"deadline_hours": -1}])
+def test_free_form_round_settings_of_the_wrong_type_are_400(api, project, bad):
+    ModelVersion.objects.create(name="base", source="org/base")
+    url = "/api/projects/hostile/rounds"
+    response = api.post(url, {"policy": "base", "settings": bad}, format="json")
+    assert response.status_code == 400, (bad, response.content)
+    ok = api.post(url, {"policy": "base", "settings": {"deadline_hours": 2.5}}, format="json")
+    assert ok.status_code == 201, ok.content
+
+
 # --- CSV injection ------------------------------------------------------------------------
 FORMULAS = ['=HYPERLINK("http://x")', "+1+1", "-2+3", "@SUM(A1)", "\tTAB", "\rCR"]
 

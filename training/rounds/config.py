@@ -30,6 +30,7 @@ DEFAULT_JUDGE = {
     "programmatic": f"programmatic:{DEMO_SCORER}",
 }
 MAX_ROUNDS = 50
+MAX_DEADLINE_HOURS = 24 * 366 * 10
 
 
 @dataclass(frozen=True)
@@ -76,8 +77,8 @@ class RoundSettings:
         _int_range("bootstrap", self.bootstrap, 0, 100_000)
         if not 0 < self.min_coverage <= 1:
             raise ApplicationError("min_coverage must be in (0, 1]")
-        if self.deadline_hours is not None and not self.deadline_hours > 0:
-            raise ApplicationError("deadline_hours must be positive")
+        if self.deadline_hours is not None and not 0 < self.deadline_hours <= MAX_DEADLINE_HOURS:
+            raise ApplicationError(f"deadline_hours must be in (0, {MAX_DEADLINE_HOURS}]")
         if not isinstance(self.hyperparameters, dict):
             raise ApplicationError("hyperparameters must be an object")
         self._check_combinations()
@@ -126,8 +127,15 @@ class RoundSettings:
         unknown = sorted(set(data) - known)
         if unknown:
             raise ApplicationError(f"unknown round setting(s) {unknown}; known: {sorted(known)}")
+        texts = [f.name for f in fields(cls) if isinstance(f.default, str)]
+        wrong = sorted(name for name in texts if not isinstance(data.get(name, ""), str))
+        if wrong:
+            raise ApplicationError(f"round setting(s) {wrong} must be strings")
         if "tags" in data:
-            data["tags"] = tuple(data["tags"] or ())
+            tags = data["tags"] or ()
+            if not isinstance(tags, (list, tuple)) or not all(isinstance(t, str) for t in tags):
+                raise ApplicationError("tags must be a list of strings")
+            data["tags"] = tuple(tags)
         try:
             return cls(**data)
         except TypeError as exc:
