@@ -6,6 +6,7 @@ when a folder is actually read or written.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import datasets
 
 from annotation.io.readers import FileRejected, Record
 from annotation.io.rows import SPLIT_ALIASES
+from prefloop.paths import UnsafePath, safe_path_under
 
 MESSAGES = datasets.List({"role": datasets.Value("string"), "content": datasets.Value("string")})
 COLUMN_TYPES = {
@@ -28,13 +30,49 @@ Parts = list[tuple[str | None, datasets.Dataset]]
 
 def folder_open(path: Path) -> Parts:
     """The dataset, or each split of a ``DatasetDict``, with its split name."""
+    metadata_check(path)
     try:
         loaded = datasets.load_from_disk(str(path))
-    except (FileNotFoundError, ValueError, OSError) as exc:
+    except (FileNotFoundError, ValueError, OSError, TypeError, KeyError, AttributeError) as exc:
         raise FileRejected(f"not a Hugging Face datasets folder (save_to_disk): {exc}") from exc
     if isinstance(loaded, datasets.DatasetDict):
         return list(loaded.items())
     return [(None, loaded)]
+
+
+def metadata_check(folder: Path) -> None:
+    """``load_from_disk`` opens the files its JSON metadata names: every split folder
+    (``dataset_dict.json``) and data file (``state.json``) must lie inside ``folder``."""
+    if (folder / "dataset_dict.json").is_file():
+        splits = _metadata(folder / "dataset_dict.json").get("splits")
+        if not isinstance(splits, list) or not all(isinstance(s, str) for s in splits):
+            raise FileRejected("dataset_dict.json: 'splits' must be a list of names")
+        for split in splits:
+            metadata_check(_inside(folder, split))
+        return
+    if (folder / "state.json").is_file():
+        files = _metadata(folder / "state.json").get("_data_files")
+        if not isinstance(files, list) or not all(isinstance(f, dict) for f in files):
+            raise FileRejected("state.json: '_data_files' must be a list of objects")
+        for entry in files:
+            _inside(folder, entry.get("filename"))
+
+
+def _metadata(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_bytes())
+    except (ValueError, RecursionError) as exc:
+        raise FileRejected(f"{path.name} is not valid JSON") from exc
+    if not isinstance(data, dict):
+        raise FileRejected(f"{path.name} must hold a JSON object")
+    return data
+
+
+def _inside(folder: Path, name: object) -> Path:
+    try:
+        return safe_path_under(folder, name if isinstance(name, str) else "")
+    except UnsafePath as exc:
+        raise FileRejected(f"the dataset names a file outside its folder: {name!r}") from exc
 
 
 def row_count(parts: Parts) -> int:

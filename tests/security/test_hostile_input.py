@@ -279,6 +279,31 @@ def test_a_zip_import_cannot_write_outside_its_folder(api, project, tmp_path):
     assert not os.path.exists("/tmp/prefloop-zip-escape.txt")
 
 
+DATASET_ESCAPES = [  # zipped save_to_disk folders whose metadata points outside, or is junk
+    {"state.json": '{"_data_files": [{"filename": "../../../../etc/passwd"}]}'},
+    {"state.json": '{"_data_files": [{"filename": "/etc/passwd"}]}'},
+    {"dataset_dict.json": '{"splits": ["../../../../etc"]}'},
+    {"state.json": '{"_data_files": 5}'},
+    {"state.json": "[]"},
+    {"dataset_dict.json": '{"splits": 5}'},
+    {"dataset_dict.json": "[" * 100_000},
+]
+
+
+@pytest.mark.parametrize("members", DATASET_ESCAPES)
+def test_a_datasets_folder_cannot_name_files_outside_itself(api, project, members):
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("dataset_info.json", "{}")
+        for name, text in members.items():
+            zf.writestr(name, text)
+    response = _import(api, "data.zip", archive.getvalue())
+    assert response.status_code == 400, response.content
+    if "etc" in str(members):  # refused before datasets opens anything out there
+        assert "outside its folder" in response.json()["detail"]
+    assert Prompt.objects.count() == 0
+
+
 # --- Markup in model output -----------------------------------------------------------------
 def test_task_payloads_return_response_text_verbatim_as_json(api, project, owner):
     task = binary_tasks_build(project=project, n=1)[0]
