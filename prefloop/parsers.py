@@ -24,34 +24,22 @@ from rest_framework.exceptions import ParseError
 MAX_JSON_DEPTH = 64
 NUL = "\x00"
 NUL_REFUSED = "NUL characters (\\u0000) are not accepted in {where}."
+DEEP = "JSON nested deeper than {depth} levels is not accepted."
 
 
-class _TooDeep(Exception):
-    pass
+def json_depth_check(data: Any, max_depth: int = MAX_JSON_DEPTH) -> None:
+    """Raise ``ParseError`` when a parsed JSON value nests deeper than ``max_depth``.
 
-
-def json_depth_check(text: str, max_depth: int = MAX_JSON_DEPTH) -> None:
-    """Raise ``ParseError`` when brackets outside strings nest deeper than ``max_depth``.
-
-    A linear scan before ``json.loads``, so the parser never recurses that deep.
+    Iterative, over containers only. (Python's parser itself stops near its recursion
+    limit with ``RecursionError``; values just under it would overflow later code.)
     """
-    depth, in_string, escaped = 0, False, False
-    for char in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == '"':
-                in_string = False
-        elif char == '"':
-            in_string = True
-        elif char in "[{":
-            depth += 1
-            if depth > max_depth:
-                raise ParseError(f"JSON nested deeper than {max_depth} levels is not accepted.")
-        elif char in "]}":
-            depth -= 1
+    stack = [(data, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item
+        if depth > max_depth:
+            raise ParseError(DEEP.format(depth=max_depth))
+        stack.extend((c, depth + 1) for c in children if isinstance(c, (dict, list)))
 
 
 def has_nul(value: Any) -> bool:
@@ -83,12 +71,16 @@ class JSONParser(parsers.JSONParser):
             ) from exc
         except LookupError as exc:
             raise ParseError(f"Unknown charset {encoding!r}.") from exc
-        json_depth_check(text)
         try:
             data = json.loads(text, parse_constant=_no_constant)
-        except (ValueError, RecursionError) as exc:
+        except RecursionError as exc:
+            raise ParseError(DEEP.format(depth=MAX_JSON_DEPTH)) from exc
+        except ValueError as exc:
             raise ParseError(f"JSON parse error: {exc}") from exc
-        if has_nul(data):
+        # Both walks cost time only on bodies that could fail them (counted in C).
+        if text.count("[") + text.count("{") > MAX_JSON_DEPTH:
+            json_depth_check(data)
+        if "\\u0000" in text and has_nul(data):  # JSON can only carry NUL escaped
             raise ParseError(NUL_REFUSED.format(where="JSON bodies"))
         return data
 

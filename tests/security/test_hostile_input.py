@@ -132,10 +132,15 @@ def test_deeply_nested_json_is_a_400_not_a_recursion_error(api):
         assert response.status_code == 400 and "nested deeper" in response.json()["detail"]
 
 
-def test_the_depth_check_ignores_brackets_inside_strings():
-    json_depth_check(json.dumps({"text": "[" * 500 + '\\"{' * 500}))
+def test_json_nested_beyond_64_levels_is_refused_but_brackets_in_strings_are_text(api):
+    deep = json.loads("[" * 70 + "]" * 70)  # Python parses it; later code might not
     with pytest.raises(Exception, match="nested deeper"):
-        json_depth_check("[" * 65 + "]" * 65)
+        json_depth_check(deep)
+    json_depth_check(json.loads("[" * 64 + "]" * 64))
+    response = api.post("/api/projects/create", {"slug": "deep", "x": deep}, format="json")
+    assert response.status_code == 400 and "nested deeper" in response.json()["detail"]
+    text = {"slug": "brackets", "name": "[" * 40 + '\\"{' * 40}
+    assert api.post("/api/projects/create", text, format="json").status_code == 201
 
 
 def test_deep_json_inside_import_files_is_a_row_error(api, project):
