@@ -94,8 +94,10 @@ def _csv_write(snapshot: ExportSnapshot, path: Path) -> None:
                       .read_text("utf-8"))  # fmt: skip
     rows = [json.loads(line) for line in source.read_text("utf-8").splitlines() if line]
     data = writers.csv_bytes(rows, list(info["columns"]))
-    staging = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    staging.write_bytes(data)
+    handle, staging = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
+    with os.fdopen(handle, "wb") as out:
+        out.write(data)
+    os.chmod(staging, 0o644)
     os.replace(staging, path)
 
 
