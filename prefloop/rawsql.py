@@ -71,3 +71,29 @@ class RowReader:
                     values[i] = convert(values[i], col, connection)
             out.append(model.from_db(connection.alias, _attnames(model), values))
         return out
+
+
+def insert(instance: models.Model) -> models.Model:
+    """``INSERT ... RETURNING id`` of an unsaved instance, as ``save()`` would write it
+    (``pre_save`` fills ``auto_now_add``; values are prepared by their fields) but
+    without compiling a query or sending signals. Returns the instance, now saved."""
+    model = type(instance)
+    fields = [f for f in _fields(model) if not f.primary_key]
+    sql = _insert_sql(model)
+    params = [f.get_db_prep_save(f.pre_save(instance, True), connection) for f in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        instance.pk = cursor.fetchone()[0]
+    instance._state.adding = False
+    instance._state.db = connection.alias
+    return instance
+
+
+@cache
+def _insert_sql(model: type[models.Model]) -> str:
+    fields = [f for f in _fields(model) if not f.primary_key]
+    names = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    marks = ", ".join(["%s"] * len(fields))
+    table = connection.ops.quote_name(model._meta.db_table)
+    pk = connection.ops.quote_name(model._meta.pk.column)
+    return f"INSERT INTO {table} ({names}) VALUES ({marks}) RETURNING {pk}"

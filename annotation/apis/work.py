@@ -106,7 +106,9 @@ class JudgmentSubmitApi(APIView):
         rationale = serializers.CharField(
             allow_blank=True, default="", max_length=judgment_services.RATIONALE_MAX
         )
-        time_spent_ms = serializers.IntegerField(min_value=0, allow_null=True, default=None)
+        time_spent_ms = serializers.IntegerField(
+            min_value=0, max_value=judgment_services.TIME_MAX_MS, allow_null=True, default=None
+        )
         idempotency_key = serializers.CharField(
             max_length=judgment_services.KEY_MAX, required=False
         )
@@ -189,7 +191,9 @@ class FeedbackSubmitApi(APIView):
         rationale = serializers.CharField(
             allow_blank=True, default="", max_length=judgment_services.RATIONALE_MAX
         )
-        time_spent_ms = serializers.IntegerField(min_value=0, allow_null=True, default=None)
+        time_spent_ms = serializers.IntegerField(
+            min_value=0, max_value=judgment_services.TIME_MAX_MS, allow_null=True, default=None
+        )
         idempotency_key = serializers.CharField(
             max_length=judgment_services.KEY_MAX, required=False
         )

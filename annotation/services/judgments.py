@@ -26,15 +26,16 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, models, transaction
-from django.db.models import F
 from django.utils import timezone
 
 from annotation.models import Assignment, Feedback, Judgment, Project, Task
+from annotation.services import lease_sql
 from annotation.services.assignment import (
     NOT_YOUR_ASSIGNMENT,
     task_has_free_slot,
     task_next_for_annotator,
 )
+from prefloop import rawsql
 from prefloop.exceptions import ApplicationError, ConflictError, PermissionError_
 
 WRONG_KIND = "This is not a {kind} task."
@@ -43,6 +44,7 @@ STRENGTH_RANGE = "Strength must be an integer from 1 to {levels}."
 SIDE_NEEDS_ASSIGNMENT = "Choices 'left' and 'right' need the assignment that showed them."
 RATIONALE_TOO_LONG = "The rationale is longer than {limit} characters."
 TIME_NEGATIVE = "time_spent_ms cannot be negative."
+TIME_TOO_LONG = "time_spent_ms is more than {limit}."
 KEY_TOO_LONG = "The idempotency key is longer than {limit} characters."
 KEY_REUSED = "This idempotency key was already used for another submission."
 ASSIGNMENT_SKIPPED = "You skipped this task."
@@ -54,6 +56,7 @@ TASK_OR_ASSIGNMENT = "Pass exactly one of assignment or task."
 
 RATIONALE_MAX = 10_000
 KEY_MAX = 64
+TIME_MAX_MS = 2**31 - 1  # the column's range (about 24 days)
 NO_STRENGTH = (Judgment.Choice.TIE, Judgment.Choice.BOTH_BAD)
 
 
@@ -97,6 +100,8 @@ def _common_validate(*, rationale: str, time_spent_ms: int | None) -> None:
         raise ApplicationError(RATIONALE_TOO_LONG.format(limit=RATIONALE_MAX))
     if time_spent_ms is not None and time_spent_ms < 0:
         raise ApplicationError(TIME_NEGATIVE)
+    if time_spent_ms is not None and time_spent_ms > TIME_MAX_MS:
+        raise ApplicationError(TIME_TOO_LONG.format(limit=TIME_MAX_MS))
 
 
 def _key(*, annotator: AbstractBaseUser, key: str | None) -> str | None:
@@ -249,23 +254,18 @@ def _submit_atomic(
         )
     if existing is not None:
         return existing, False
-    bumped = Task.objects.filter(pk=task.pk, done_count__lt=F("overlap_wanted")).update(
-        done_count=F("done_count") + 1
-    )
-    if not bumped:
+    if not lease_sql.task_slot_take(task_id=task.pk):
         raise ConflictError(TASK_FULL)
-    return model.objects.create(**lookup, **fields), True
+    return rawsql.insert(model(**lookup, **fields)), True
 
 
 def _lease_complete(*, assignment: Assignment) -> bool:
     """Turn a live lease into a finished one (one UPDATE); False if it was not live."""
     now = timezone.now()
-    done = Assignment.objects.filter(
-        pk=assignment.pk, status=Assignment.Status.LEASED, expires_at__gt=now
-    ).update(status=Assignment.Status.DONE, finished_at=now)
+    done = lease_sql.lease_complete(assignment_id=assignment.pk, now=now)
     if done:
         assignment.status, assignment.finished_at = Assignment.Status.DONE, now
-    return bool(done)
+    return done
 
 
 def _lease_honour_expired(

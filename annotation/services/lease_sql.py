@@ -38,6 +38,12 @@ JOIN annotation_response ra ON ra.id = t.response_a_id
 LEFT JOIN annotation_response rb ON rb.id = t.response_b_id
 """
 
+_SELECT_ID = """SELECT t.id
+FROM annotation_task t
+JOIN annotation_response ra ON ra.id = t.response_a_id
+LEFT JOIN annotation_response rb ON rb.id = t.response_b_id
+"""
+
 _LIVE_LEASES = """(SELECT COUNT(*) FROM annotation_assignment l
      WHERE l.task_id = t.id AND l.status = %s AND l.expires_at > %s)"""
 
@@ -81,24 +87,33 @@ def candidate_lock(
 ) -> Task | None:
     """Lock and return the annotator's best candidate task (``skip``: ids to pass over).
 
-    ``wait=False`` skips rows other transactions hold; ``wait=True`` waits for the
-    first candidate instead (PostgreSQL; on SQLite both are the same).
+    ``wait=False`` skips rows other transactions hold. ``wait=True`` (PostgreSQL; on
+    SQLite both are the same) picks the first candidate without locking, then waits
+    for exactly that row: a locking scan that waited row by row would keep the lock
+    of every row it passed over and could deadlock with another annotator's scan.
+    The caller re-checks the slot (``lease_insert_if_free``) either way.
     """
-    sql = _SELECT + _OPEN_FOR_ANNOTATOR
+    where = _OPEN_FOR_ANNOTATOR
     params: list = [project_id, kind, _LEASED, when(now), annotator_id]
-    sql += _NOT_JUDGED if kind == Task.Kind.PAIRWISE else _NOT_RATED
+    where += _NOT_JUDGED if kind == Task.Kind.PAIRWISE else _NOT_RATED
     params.append(annotator_id)
     if exclude_own:
-        sql += _NOT_OWN
+        where += _NOT_OWN
         params += [annotator_id, annotator_id]
     if skip:
-        sql += f"  AND t.id NOT IN ({', '.join(['%s'] * len(skip))})\n"
+        where += f"  AND t.id NOT IN ({', '.join(['%s'] * len(skip))})\n"
         params += skip
-    sql += _ORDER
-    if connection.features.has_select_for_update:
-        sql += " FOR UPDATE OF t" + ("" if wait else " SKIP LOCKED")
+    locking = connection.features.has_select_for_update
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        if wait and locking:
+            cursor.execute(_SELECT_ID + where + _ORDER, params)
+            first = cursor.fetchone()
+            if first is None:
+                return None
+            cursor.execute(_SELECT + "WHERE t.id = %s FOR UPDATE OF t", [first[0]])
+        else:
+            lock = " FOR UPDATE OF t SKIP LOCKED" if locking else ""
+            cursor.execute(_SELECT + where + _ORDER + lock, params)
         row = cursor.fetchone()
     return _build(row) if row else None
 
@@ -142,3 +157,22 @@ FROM annotation_membership m WHERE m.project_id = %s AND m.user_id = %s"""
         cursor.execute(sql, params)
         row = cursor.fetchone()
     return (False, None) if row is None else (True, row[1])
+
+
+def lease_complete(*, assignment_id: int, now: datetime) -> bool:
+    """Turn a live lease into a finished one; False if it was not live."""
+    sql = """UPDATE annotation_assignment SET status = %s, finished_at = %s
+WHERE id = %s AND status = %s AND expires_at > %s"""
+    params = [Assignment.Status.DONE, when(now), assignment_id, _LEASED, when(now)]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount == 1
+
+
+def task_slot_take(*, task_id: int) -> bool:
+    """Count one more verdict on the task unless it is full (never past its overlap)."""
+    sql = """UPDATE annotation_task SET done_count = done_count + 1
+WHERE id = %s AND done_count < overlap_wanted"""
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [task_id])
+        return cursor.rowcount == 1

@@ -42,6 +42,7 @@ PROJECT_ENDPOINTS = [  # method, path under /api/projects/demo, roles allowed, b
 ]
 ASSIGNMENT_ENDPOINTS = [
     ("judgment", {"choice": "left"}),
+    ("judgment-and-next", {"choice": "left"}),
     ("feedback", {"thumbs_up": True}),
     ("skip", None),
 ]
@@ -144,6 +145,46 @@ def test_submitting_twice_with_one_key_returns_the_same_judgment(project, people
     assignment = Assignment.objects.get(pk=assignment_id)
     assert judgment.choice == ("a" if assignment.left_is_a else "b")
     assert judgment.idempotency_key.endswith(":abc")
+
+
+def test_judgment_and_next_stores_the_verdict_and_leases_the_next_task(project, people):
+    client = _client(people[ANNOTATOR])
+    current = client.post("/api/projects/demo/tasks/next").json()
+    seen = [current["task_id"]]
+    for _ in range(2):  # three pairwise tasks: two more to lease
+        url = f"/api/assignments/{current['assignment_id']}/judgment-and-next"
+        body = {"choice": "right", "strength": 2}
+        key = {"Idempotency-Key": f"k{current['assignment_id']}"}
+        first = client.post(url, body, format="json", headers=key)
+        retry = client.post(url, body, format="json", headers=key)  # e.g. a lost answer
+        assert (first.status_code, retry.status_code) == (201, 200)
+        assert first.json()["judgment"]["id"] == retry.json()["judgment"]["id"]
+        assert first.json()["judgment"]["choice"] == "right"
+        # The retry gets the lease already handed out, not a second one.
+        assert first.json()["next"]["assignment_id"] == retry.json()["next"]["assignment_id"]
+        current = first.json()["next"]
+        assert current["task_id"] not in seen and current["left"] and current["right"]
+        seen.append(current["task_id"])
+    last = client.post(f"/api/assignments/{current['assignment_id']}/judgment-and-next",
+                       {"choice": "tie"}, format="json")  # fmt: skip
+    assert last.status_code == 201 and last.json()["next"] is None  # nothing left
+    assert Judgment.objects.filter(annotator=people[ANNOTATOR]).count() == 3
+    assert Assignment.objects.filter(annotator=people[ANNOTATOR], status="leased").count() == 0
+
+
+def test_judgment_and_next_refuses_bad_input_and_stores_nothing(project, people):
+    client = _client(people[ANNOTATOR])
+    assignment_id = client.post("/api/projects/demo/tasks/next").json()["assignment_id"]
+    url = f"/api/assignments/{assignment_id}/judgment-and-next"
+    for body in (
+        {"choice": "a"},
+        {"choice": "left", "strength": 9},
+        {"choice": "left", "time_spent_ms": 2**40},  # beyond the column: 400, not a 500
+        {"choice": "left", "time_spent_ms": -1},
+    ):
+        assert client.post(url, body, format="json").status_code == 400, body
+    assert not Judgment.objects.exists()
+    assert Assignment.objects.get(pk=assignment_id).status == "leased"
 
 
 def test_bad_input_is_a_400_and_no_tasks_is_a_204(project, people):
