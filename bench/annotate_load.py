@@ -457,10 +457,8 @@ def sql_per_judgment(samples: int) -> tuple[float, float]:
 
 
 def _split(captured, samples: int) -> tuple[float, float]:
-    control = sum(
-        1 for q in captured.captured_queries
-        if q["sql"].split(None, 1)[0].upper() in ("BEGIN", "COMMIT", "SAVEPOINT", "RELEASE")
-    )  # fmt: skip
+    words = [(q["sql"] or "?").split(None, 1)[0].upper() for q in captured.captured_queries]
+    control = sum(1 for w in words if w in ("BEGIN", "COMMIT", "SAVEPOINT", "RELEASE"))
     n = max(samples, 1)
     return (len(captured) - control) / n, control / n
 

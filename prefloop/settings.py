@@ -113,6 +113,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DJANGO_CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# The annotator's hot statements are prepared on the server (prefloop/rawsql.py). Turn
+# off behind a connection pooler in transaction mode that cannot keep them.
+PREFLOOP_DB_PREPARE = env.bool("PREFLOOP_DB_PREPARE", default=True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

@@ -6,11 +6,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import connection
 from django.db.models import Count, F, Q, Sum
 from django.utils import timezone
 
 from annotation.models import Assignment, Feedback, Judgment, Project, Prompt, Response, Task
+from prefloop import rawsql
 from prefloop.rawsql import RowReader, columns
 
 _ASSIGNMENT_READER = RowReader(Assignment, Task, Project, Prompt, Response, Response)
@@ -36,7 +36,7 @@ def assignment_get_for_annotator(
     One hand-written statement (the annotator's hot path, see ``prefloop.rawsql``)
     loading the task, its project, prompt and responses with it.
     """
-    with connection.cursor() as cursor:
+    with rawsql.cursor() as cursor:
         cursor.execute(_ASSIGNMENT_SQL, [assignment_id, annotator.pk, annotator.pk])
         row = cursor.fetchone()
     if row is None:

@@ -25,6 +25,7 @@ from datetime import datetime
 from django.db import connection
 
 from annotation.models import Assignment, Prompt, Response, Task
+from prefloop import rawsql
 from prefloop.rawsql import RowReader, columns, when
 
 _LEASED = Assignment.Status.LEASED
@@ -104,7 +105,7 @@ def candidate_lock(
         where += f"  AND t.id NOT IN ({', '.join(['%s'] * len(skip))})\n"
         params += skip
     locking = connection.features.has_select_for_update
-    with connection.cursor() as cursor:
+    with rawsql.cursor() as cursor:
         if wait and locking:
             cursor.execute(_SELECT_ID + where + _ORDER, params)
             first = cursor.fetchone()
@@ -133,7 +134,7 @@ RETURNING id"""
     )
     params = [annotator_id, _LEASED, left_is_a, when(now), when(expires_at), task_id]
     params += [_LEASED, when(now)]
-    with connection.cursor() as cursor:
+    with rawsql.cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
     return row[0] if row else None
@@ -153,7 +154,7 @@ FROM annotation_membership m WHERE m.project_id = %s AND m.user_id = %s"""
     if connection.features.has_select_for_update:
         sql += " FOR UPDATE OF m"
     params = [annotator_id, _LEASED, when(now), project_id, kind, project_id, annotator_id]
-    with connection.cursor() as cursor:
+    with rawsql.cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
     return (False, None) if row is None else (True, row[1])
@@ -164,7 +165,7 @@ def lease_complete(*, assignment_id: int, now: datetime) -> bool:
     sql = """UPDATE annotation_assignment SET status = %s, finished_at = %s
 WHERE id = %s AND status = %s AND expires_at > %s"""
     params = [Assignment.Status.DONE, when(now), assignment_id, _LEASED, when(now)]
-    with connection.cursor() as cursor:
+    with rawsql.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.rowcount == 1
 
@@ -173,6 +174,6 @@ def task_slot_take(*, task_id: int) -> bool:
     """Count one more verdict on the task unless it is full (never past its overlap)."""
     sql = """UPDATE annotation_task SET done_count = done_count + 1
 WHERE id = %s AND done_count < overlap_wanted"""
-    with connection.cursor() as cursor:
+    with rawsql.cursor() as cursor:
         cursor.execute(sql, [task_id])
         return cursor.rowcount == 1
