@@ -7,6 +7,8 @@ sampling or source of a response. Choices are sent as the annotator saw them
 
 from __future__ import annotations
 
+import dataclasses
+
 from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer
@@ -176,12 +178,17 @@ class JudgmentSubmitNextApi(APIView):
             time_spent_ms=data["time_spent_ms"],
             idempotency_key=_idempotency_key(request, data),
         )
+        following_view = (
+            task_selectors.assigned_task_view(assignment=following) if following else None
+        )
+        # The hot path: plain dicts of exactly the documented shape (OutputSerializer is
+        # the schema; tests compare the two), not a serializer per call.
         out = {
             "judgment": _judgment_out(judgment, created),
-            "next": task_selectors.assigned_task_view(assignment=following) if following else None,
+            "next": dataclasses.asdict(following_view) if following_view else None,
         }
         code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
-        return Response(self.OutputSerializer(out).data, status=code)
+        return Response(out, status=code)
 
 
 class FeedbackSubmitApi(APIView):

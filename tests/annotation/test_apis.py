@@ -164,6 +164,8 @@ def test_judgment_and_next_stores_the_verdict_and_leases_the_next_task(project, 
         assert first.json()["next"]["assignment_id"] == retry.json()["next"]["assignment_id"]
         current = first.json()["next"]
         assert current["task_id"] not in seen and current["left"] and current["right"]
+        # Same payload, field for field, as tasks/next gives for the lease now held.
+        assert client.post("/api/projects/demo/tasks/next").json() == current
         seen.append(current["task_id"])
     last = client.post(f"/api/assignments/{current['assignment_id']}/judgment-and-next",
                        {"choice": "tie"}, format="json")  # fmt: skip
