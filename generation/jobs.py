@@ -12,9 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import secrets
-import socket
 import time
 from collections.abc import Iterator
 
@@ -34,6 +32,7 @@ from generation.backends import (
 )
 from generation.backends.base import MAX_SEED
 from generation.models import GeneratedSample, GenerationJob, ModelVersion
+from prefloop import jobs as prefloop_jobs
 
 logger = logging.getLogger(__name__)
 Status = GenerationJob.Status
@@ -45,6 +44,12 @@ def generation_job_run(*, job_id: int) -> GenerationJob:
     job = _job_start(job_id=job_id)
     if job.status != Status.RUNNING:
         return job
+    with prefloop_jobs.heartbeat(GenerationJob, job_id):
+        return _job_run(job)
+
+
+def _job_run(job: GenerationJob) -> GenerationJob:
+    job_id = job.pk
     try:
         sampling = SamplingConfig.from_dict(job.sampling)
         for index, (version, prompt_ids) in enumerate(_units(job)):
@@ -74,12 +79,18 @@ def _job_start(*, job_id: int) -> GenerationJob:
         job.status, job.finished_at = Status.CANCELLED, timezone.now()
         job.save(update_fields=["status", "finished_at"])
         return job
+    exhausted = prefloop_jobs.attempts_exhausted(job.attempts)
+    if exhausted:
+        job.status, job.error, job.finished_at = Status.FAILED, exhausted, timezone.now()
+        job.save(update_fields=["status", "error", "finished_at"])
+        return job
     if job.sampling.get("seed") is None:  # rows made outside the service
         job.sampling = {**job.sampling, "seed": secrets.randbelow(MAX_SEED)}
-    job.status = Status.RUNNING
+    job.status, job.attempts = Status.RUNNING, job.attempts + 1
     job.started_at = job.started_at or timezone.now()
-    job.worker = f"{socket.gethostname()}:{os.getpid()}"
-    job.save(update_fields=["sampling", "status", "started_at", "worker"])
+    job.worker, job.heartbeat_at = prefloop_jobs.worker_id(), timezone.now()
+    job.save(update_fields=["sampling", "status", "attempts", "started_at", "worker",
+                            "heartbeat_at"])  # fmt: skip
     return job
 
 

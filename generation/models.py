@@ -79,6 +79,10 @@ class GenerationJob(models.Model):
     backend = models.CharField(max_length=40, blank=True)
     worker = models.CharField(max_length=200, blank=True)
     celery_task_id = models.CharField(max_length=255, blank=True)
+    attempts = models.PositiveIntegerField(default=0, help_text="Times a worker started it.")
+    heartbeat_at = models.DateTimeField(
+        null=True, blank=True, help_text="Last sign of life of the worker running it."
+    )
 
     total = models.PositiveIntegerField(default=0, help_text="Prompt generations to do.")
     done = models.PositiveIntegerField(default=0)

@@ -10,7 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from annotation.models import Project
-from generation import pairing, selectors, tasks
+from generation import jobs, pairing, selectors, tasks
 from generation.backends.base import (
     MAX_SEED,
     InvalidSamplingError,
@@ -19,6 +19,7 @@ from generation.backends.base import (
     check_model_source,
 )
 from generation.models import GenerationJob, ModelVersion
+from prefloop.celery import enqueue_on_commit
 
 NO_PROMPTS = "no prompts of this project match the selection"
 OPPONENT_NEEDED = "head_to_head pairing needs an opponent model version different from the model"
@@ -154,12 +155,17 @@ def generation_job_create(
         created_by=created_by, celery_task_id=str(uuid.uuid4()) if enqueue else "",
     )  # fmt: skip
     if enqueue:
-        transaction.on_commit(
-            lambda: tasks.generation_job_execute.apply_async(
-                kwargs={"job_id": job.pk}, task_id=job.celery_task_id
-            )
-        )
+        generation_job_enqueue(job_id=job.pk, task_id=job.celery_task_id)
     return job
+
+
+def generation_job_enqueue(*, job_id: int, task_id: str) -> None:
+    """Send the job to the ``gpu`` queue after commit; if the broker refuses, the job
+    fails with the reason and ``QueueUnavailableError`` (503) reaches the caller."""
+    enqueue_on_commit(
+        tasks.generation_job_execute, kwargs={"job_id": job_id}, task_id=task_id,
+        on_failure=lambda reason: jobs.generation_job_fail(job_id=job_id, reason=reason),
+    )  # fmt: skip
 
 
 @transaction.atomic

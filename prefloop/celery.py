@@ -13,16 +13,23 @@ the code relies on:
   visibility timeout (settings.CELERY_BROKER_TRANSPORT_OPTIONS).
 * a queue: ``default`` (web-side chores), ``gpu`` (generation, AI feedback) or
   ``train`` (training runs).
+
+Services enqueue with :func:`enqueue_on_commit`: when the broker cannot take the
+message, the job is marked failed with the reason and the caller gets
+``QueueUnavailableError`` (HTTP 503), so no job waits for a message that was never sent.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable
 from typing import Any
 
 from celery import Celery, shared_task  # noqa: TID251 the one allowed use
+from django.db import transaction
 from kombu import Queue
+from kombu.exceptions import OperationalError as BrokerError
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "prefloop.settings")
 
@@ -33,6 +40,7 @@ app.autodiscover_tasks()
 app.conf.imports = ("prefloop.tasks",)
 
 QUEUES = ("default", "gpu", "train")
+logger = logging.getLogger(__name__)
 
 
 class TransientError(Exception):
@@ -68,3 +76,26 @@ def house_task(
         )
 
     return decorate
+
+
+def enqueue_on_commit(
+    task: Any, *, kwargs: dict, task_id: str, on_failure: Callable[[str], object]
+) -> None:
+    """Send ``task`` once the current transaction commits (at once outside one).
+
+    If the broker cannot take it (within the short publish retry policy of the
+    settings), ``on_failure(reason)`` records it on the job and ``QueueUnavailableError``
+    is raised to the caller: enqueueing never fails silently.
+    """
+    from prefloop.exceptions import QUEUE_DOWN, QueueUnavailableError  # needs settings
+
+    def send() -> None:
+        try:
+            task.apply_async(kwargs=kwargs, task_id=task_id)
+        except (BrokerError, OSError) as exc:
+            reason = f"task queue unavailable: {exc}"
+            logger.error("could not enqueue %s %s: %s", task.name, kwargs, exc)
+            on_failure(reason)
+            raise QueueUnavailableError(QUEUE_DOWN.format(error=exc)) from exc
+
+    transaction.on_commit(send)

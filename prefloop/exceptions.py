@@ -1,14 +1,28 @@
-"""Domain errors and the one DRF exception handler that turns them into responses."""
+"""Domain errors, the one DRF exception handler that turns them into responses, and
+the middleware that turns a lost database into a 503 page."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import InterfaceError, OperationalError
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
+
+logger = logging.getLogger(__name__)
+DATABASE_DOWN = "The database is unavailable; retry in a moment."
+QUEUE_DOWN = "The task queue is unavailable ({error}); the job was not started: retry later."
+DATABASE_DOWN_PAGE = (
+    "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+    "<title>Prefloop: temporarily unavailable</title></head><body>"
+    "<h1>Temporarily unavailable</h1><p>The database cannot be reached right now; "
+    "reload this page in a moment.</p></body></html>"
+)
 
 
 class ApplicationError(Exception):
@@ -34,16 +48,50 @@ class PermissionError_(ApplicationError):
     status_code = status.HTTP_403_FORBIDDEN
 
 
+class ServiceUnavailableError(ApplicationError):
+    """A service the request needs (the task queue) is down; retry later. HTTP 503."""
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+
+
+class QueueUnavailableError(ServiceUnavailableError):
+    """The broker refused a message (down, unreachable): the job was not started."""
+
+
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, DjangoValidationError):
         detail = exc.message_dict if hasattr(exc, "error_dict") else {"detail": exc.messages}
         exc = exceptions.ValidationError(detail)
     if isinstance(exc, ApplicationError):
-        return Response({"detail": exc.message, **exc.extra}, status=exc.status_code)
+        headers = {"Retry-After": "5"} if isinstance(exc, ServiceUnavailableError) else None
+        return Response({"detail": exc.message, **exc.extra}, status=exc.status_code,
+                        headers=headers)  # fmt: skip
     if isinstance(exc, (OperationalError, InterfaceError)):
         return Response(
-            {"detail": "The database is unavailable; retry in a moment."},
-            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+            {"detail": DATABASE_DOWN}, status=status.HTTP_503_SERVICE_UNAVAILABLE,
             headers={"Retry-After": "2"},
-        )
+        )  # fmt: skip
     return exception_handler(exc, context)
+
+
+class DatabaseUnavailableMiddleware:
+    """Pages (and API views outside DRF) answer a plain 503 while the database is down,
+    never a 500 or a traceback; DRF views get the same through ``api_exception_handler``.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exc: Exception) -> HttpResponse | None:
+        if not isinstance(exc, (OperationalError, InterfaceError)):
+            return None
+        logger.warning("database unavailable on %s %s: %s", request.method, request.path, exc)
+        if request.path.startswith("/api/"):
+            response: HttpResponse = JsonResponse({"detail": DATABASE_DOWN}, status=503)
+        else:
+            response = HttpResponse(DATABASE_DOWN_PAGE, status=503)
+        response["Retry-After"] = "2"
+        return response

@@ -77,6 +77,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "prefloop.exceptions.DatabaseUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "prefloop.urls"
@@ -243,9 +244,28 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_QUEUES_NAMES = ("default", "gpu", "train")
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Publishing from a web request gives up within a few seconds when the broker is down
+# (the request answers 503 and the job is marked failed), instead of hanging.
+CELERY_BROKER_CONNECTION_TIMEOUT = env.float("CELERY_BROKER_CONNECTION_TIMEOUT", default=2.0)
 CELERY_TASK_PUBLISH_RETRY = True
-CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5}
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5,
+                                    "interval_max": 1.0}  # fmt: skip
 CELERY_TIMEZONE = TIME_ZONE
+# Running jobs (generation, AI feedback, training) touch their heartbeat every
+# PREFLOOP_JOB_HEARTBEAT_S; one silent for PREFLOOP_JOB_STALE_S (above the retry
+# backoff cap of 300 s), or whose worker process on this host is gone, is requeued by the
+# reaper (prefloop.jobs: at worker start and from beat), or failed with the reason once
+# it has been started PREFLOOP_JOB_MAX_ATTEMPTS times.
+PREFLOOP_JOB_HEARTBEAT_S = env.float("PREFLOOP_JOB_HEARTBEAT_S", default=15.0)
+PREFLOOP_JOB_STALE_S = env.float("PREFLOOP_JOB_STALE_S", default=600.0)
+PREFLOOP_JOB_MAX_ATTEMPTS = env.int("PREFLOOP_JOB_MAX_ATTEMPTS", default=8)
+CELERY_BEAT_SCHEDULE = {
+    "jobs-stale-check": {
+        "task": "prefloop.tasks.jobs_stale_check",
+        "schedule": env.float("PREFLOOP_JOB_REAP_EVERY_S", default=60.0),
+        "options": {"queue": "default"},
+    },
+}
 
 # --- Generation / training ----------------------------------------------------------
 GENERATION_BACKEND = env.str("GENERATION_BACKEND", default="transformers")

@@ -53,6 +53,10 @@ class TrainingRun(models.Model):
     run_dir = models.CharField(max_length=500, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
     celery_task_id = models.CharField(max_length=255, blank=True)
+    worker = models.CharField(max_length=200, blank=True, help_text="host:pid running it.")
+    heartbeat_at = models.DateTimeField(
+        null=True, blank=True, help_text="Last sign of life of the worker running it."
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )

@@ -8,6 +8,7 @@ the caller (which writes ``TrainingMetric`` rows), and polls for a cancel reques
 from __future__ import annotations
 
 import collections
+import contextlib
 import ctypes
 import json
 import os
@@ -65,15 +66,23 @@ def trainer_run(
             cwd=settings.BASE_DIR, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             preexec_fn=_trainer_preexec,
         )  # fmt: skip
-        for line in _lines(proc, should_cancel):
-            if line is None:  # cancel requested
-                cancelled = True
-                os.killpg(proc.pid, signal.SIGTERM)
-                continue
-            log.write(line + "\n")
-            tail.append(line)
-            if line.startswith(METRIC_PREFIX):
-                on_metric(json.loads(line[len(METRIC_PREFIX) :]))
+        try:
+            for line in _lines(proc, should_cancel):
+                if line is None:  # cancel requested
+                    cancelled = True
+                    os.killpg(proc.pid, signal.SIGTERM)
+                    continue
+                log.write(line + "\n")
+                tail.append(line)
+                if line.startswith(METRIC_PREFIX):
+                    on_metric(json.loads(line[len(METRIC_PREFIX) :]))
+        except BaseException:
+            # The caller failed (e.g. the database went away while recording a metric):
+            # stop the trainer, so that a retry never runs next to it in the same folder.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            raise
         proc.wait()
     return TrainerOutcome(proc.returncode, cancelled, "\n".join(tail))
 

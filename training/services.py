@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 from dataclasses import fields
 from pathlib import Path
 
@@ -20,6 +21,8 @@ from annotation.models import ExportSnapshot, Project
 from annotation.services.exports import export_snapshot_file
 from generation import services as generation_services
 from generation.models import ModelVersion
+from prefloop import jobs as prefloop_jobs
+from prefloop.celery import enqueue_on_commit
 from prefloop.exceptions import ApplicationError, ConflictError
 from prefloop.paths import UnsafePath, safe_path_under
 from training import runner, tasks
@@ -95,13 +98,26 @@ def training_run_create(
     run.run_dir = str(settings.MODELS_DIR / "runs" / f"run-{run.pk}")
     run.save(update_fields=["output_name", "run_dir"])
     if enqueue:
-        transaction.on_commit(lambda: _enqueue(run.pk))
+        run.celery_task_id = str(uuid.uuid4())
+        run.save(update_fields=["celery_task_id"])
+        training_run_enqueue(run_id=run.pk, task_id=run.celery_task_id)
     return run
 
 
-def _enqueue(run_id: int) -> None:
-    result = tasks.training_run_execute.delay(run_id=run_id)
-    TrainingRun.objects.filter(pk=run_id).update(celery_task_id=result.id)
+def training_run_enqueue(*, run_id: int, task_id: str) -> None:
+    """Send the run to the ``train`` queue after commit; if the broker refuses, the run
+    fails with the reason and ``QueueUnavailableError`` (503) reaches the caller."""
+    enqueue_on_commit(
+        tasks.training_run_execute, kwargs={"run_id": run_id}, task_id=task_id,
+        on_failure=lambda reason: training_run_fail(run_id=run_id, reason=reason),
+    )  # fmt: skip
+
+
+def training_run_fail(*, run_id: int, reason: str) -> None:
+    """Fail a run that has not finished (used when it could not be enqueued)."""
+    TrainingRun.objects.filter(pk=run_id).exclude(status__in=TERMINAL).update(
+        status=TrainingRun.Status.FAILED, error=reason, finished_at=timezone.now()
+    )
 
 
 def training_run_cancel(*, run: TrainingRun) -> TrainingRun:
@@ -139,10 +155,17 @@ def _claim(run_id: int) -> tuple[TrainingRun | None, bool]:
             run.status, run.finished_at = TrainingRun.Status.CANCELLED, timezone.now()
             run.save(update_fields=["status", "finished_at"])
             return None, False
+        exhausted = prefloop_jobs.attempts_exhausted(run.attempts)
+        if exhausted:
+            run.status, run.error = TrainingRun.Status.FAILED, exhausted
+            run.finished_at = timezone.now()
+            run.save(update_fields=["status", "error", "finished_at"])
+            return None, False
         resume = run.attempts > 0  # a worker died mid-run: continue from its checkpoint
         run.status, run.attempts = TrainingRun.Status.RUNNING, run.attempts + 1
         run.started_at = run.started_at or timezone.now()
-        run.save(update_fields=["status", "attempts", "started_at"])
+        run.worker, run.heartbeat_at = prefloop_jobs.worker_id(), timezone.now()
+        run.save(update_fields=["status", "attempts", "started_at", "worker", "heartbeat_at"])
         return run, resume
 
 
@@ -151,6 +174,11 @@ def training_run_execute(*, run_id: int) -> TrainingRun | None:
     run, resume = _claim(run_id)
     if run is None:
         return None
+    with prefloop_jobs.heartbeat(TrainingRun, run.pk):
+        return _execute(run, resume=resume)
+
+
+def _execute(run: TrainingRun, *, resume: bool) -> TrainingRun:
     try:
         config = trainer_config(run)
     except ApplicationError as exc:

@@ -162,6 +162,9 @@ class FeedbackJob(models.Model):
     worker = models.CharField(max_length=200, blank=True)
     celery_task_id = models.CharField(max_length=255, blank=True)
     attempts = models.PositiveIntegerField(default=0)
+    heartbeat_at = models.DateTimeField(
+        null=True, blank=True, help_text="Last sign of life of the worker running it."
+    )
 
     total = models.PositiveIntegerField(default=0)
     done = models.PositiveIntegerField(default=0)

@@ -10,8 +10,6 @@ judge's model) is loaded only when a batch still has work.
 from __future__ import annotations
 
 import logging
-import os
-import socket
 
 from django.db import transaction
 from django.utils import timezone
@@ -24,6 +22,7 @@ from generation.feedback.judges.constitutional import ConstitutionalJudge, Const
 from generation.feedback.judges.programmatic import ProgrammaticJudge, resolve
 from generation.feedback.models import CritiqueTrace, FeedbackJob, FeedbackLabel, Judge
 from generation.feedback.services.judges import revision_judge_get_or_create
+from prefloop import jobs as prefloop_jobs
 
 logger = logging.getLogger(__name__)
 Status = FeedbackJob.Status
@@ -34,7 +33,12 @@ def feedback_job_run(*, job_id: int) -> FeedbackJob:
     job = _job_start(job_id=job_id)
     if job.status != Status.RUNNING:
         return job
-    worker = _Lazy(job)
+    with prefloop_jobs.heartbeat(FeedbackJob, job_id):
+        return _job_run(job)
+
+
+def _job_run(job: FeedbackJob) -> FeedbackJob:
+    job_id, worker = job.pk, _Lazy(job)
     try:
         for index, start in enumerate(range(0, len(job.item_ids), job.batch_size)):
             if index < job.batches_done:
@@ -66,10 +70,15 @@ def _job_start(*, job_id: int) -> FeedbackJob:
         job.status, job.finished_at = Status.CANCELLED, timezone.now()
         job.save(update_fields=["status", "finished_at"])
         return job
+    exhausted = prefloop_jobs.attempts_exhausted(job.attempts)
+    if exhausted:
+        job.status, job.error, job.finished_at = Status.FAILED, exhausted, timezone.now()
+        job.save(update_fields=["status", "error", "finished_at"])
+        return job
     job.status, job.attempts = Status.RUNNING, job.attempts + 1
     job.started_at = job.started_at or timezone.now()
-    job.worker = f"{socket.gethostname()}:{os.getpid()}"
-    job.save(update_fields=["status", "attempts", "started_at", "worker"])
+    job.worker, job.heartbeat_at = prefloop_jobs.worker_id(), timezone.now()
+    job.save(update_fields=["status", "attempts", "started_at", "worker", "heartbeat_at"])
     return job
 
 

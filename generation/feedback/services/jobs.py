@@ -12,11 +12,12 @@ from django.utils import timezone
 
 from annotation.models import Project
 from generation.backends.base import MAX_SEED, InvalidSamplingError, SamplingConfig
-from generation.feedback import selectors, tasks
+from generation.feedback import runner, selectors, tasks
 from generation.feedback.models import ConstitutionVersion, CritiqueTrace, FeedbackJob, Judge
 from generation.feedback.services.constitutions import constitution_default_get_or_create
 from generation.feedback.store import DEFAULT_MIN_CONFIDENCE
 from generation.models import ModelVersion
+from prefloop.celery import enqueue_on_commit
 from prefloop.exceptions import ApplicationError
 
 Status = FeedbackJob.Status
@@ -146,11 +147,16 @@ def _job_store(*, enqueue: bool, **fields) -> FeedbackJob:
 
 
 def _enqueue(job: FeedbackJob) -> None:
-    transaction.on_commit(
-        lambda: tasks.feedback_job_execute.apply_async(
-            kwargs={"job_id": job.pk}, task_id=job.celery_task_id
-        )
-    )
+    feedback_job_enqueue(job_id=job.pk, task_id=job.celery_task_id)
+
+
+def feedback_job_enqueue(*, job_id: int, task_id: str) -> None:
+    """Send the job to the ``gpu`` queue after commit; if the broker refuses, the job
+    fails with the reason and ``QueueUnavailableError`` (503) reaches the caller."""
+    enqueue_on_commit(
+        tasks.feedback_job_execute, kwargs={"job_id": job_id}, task_id=task_id,
+        on_failure=lambda reason: runner.feedback_job_fail(job_id=job_id, reason=reason),
+    )  # fmt: skip
 
 
 def _scope_checked(*, scope: str, generation_job_id: int | None, task_ids) -> None:
