@@ -146,9 +146,9 @@ def seed(
     )
     from django.db import connection
 
-    if connection.vendor == "postgresql":  # fresh statistics, as autovacuum would give
+    if connection.vendor == "postgresql":  # what autovacuum would do soon, done before the run
         with connection.cursor() as cursor:
-            cursor.execute("ANALYZE")
+            cursor.execute("VACUUM ANALYZE")
     return {"project": project, "users": users, "seconds": time.perf_counter() - started}
 
 
@@ -215,16 +215,19 @@ def gunicorn_pids(master: int) -> list[int]:
     return [master, *map(int, children)]
 
 
-def postgres_pids() -> list[int]:
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if (entry / "comm").read_text().strip() in ("postgres", "postmaster"):
-                    pids.append(int(entry.name))
-            except OSError:
-                continue
-    return pids
+def postgres_pids(database: str | None) -> list[int]:
+    """PostgreSQL backends serving ``database`` (the server's other work is not ours)."""
+    if database is None:
+        return []
+    import psycopg
+
+    url = PG_ADMIN_URL.replace("postgres://", "postgresql://")
+    with psycopg.connect(url, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            [database],
+        ).fetchall()
+    return [pid for (pid,) in rows]
 
 
 # --- the simulated annotators -----------------------------------------------------------
@@ -378,13 +381,14 @@ async def annotator(
 
 
 async def drive(
-    args: argparse.Namespace, port: int, sessions: list[tuple[str, str]]
+    args: argparse.Namespace, port: int, sessions: list[tuple[str, str]], on_start
 ) -> tuple[Stats, float]:
     stats = Stats()
     conns = [Connection(port, cookie, csrf) for cookie, csrf in sessions]
     leases = []
     for lo in range(0, len(conns), 10):  # a few at a time: the warm-up is not a stampede
         leases += await asyncio.gather(*(first_lease(c) for c in conns[lo : lo + 10]))
+    on_start()  # CPU counters start after the warm-up
     start = time.monotonic()
     budget = Budget(args.max_judgments, start + args.duration)
     await asyncio.gather(
@@ -533,13 +537,26 @@ def main(argv: list[str] | None = None) -> int:
     port = free_port()
     server = gunicorn_start(args, env, port)
     try:
-        pids = gunicorn_pids(server.pid)
-        server_cpu0, pg_cpu0 = process_cpu_seconds(pids), process_cpu_seconds(postgres_pids())
-        client_cpu0 = time.process_time()
-        stats, elapsed = asyncio.run(drive(args, port, sessions))
-        client_cpu = time.process_time() - client_cpu0
-        server_cpu = process_cpu_seconds(gunicorn_pids(server.pid)) - server_cpu0
-        pg_cpu = process_cpu_seconds(postgres_pids()) - pg_cpu0
+        database = args.pg_name if args.db == "postgres" else None
+        cpu0: dict[str, float] = {}
+        backends0: dict[int, float] = {}
+
+        def counters() -> dict[str, float]:
+            return {
+                "server": process_cpu_seconds(gunicorn_pids(server.pid)),
+                "client": time.process_time(),
+            }
+
+        def on_start() -> None:
+            cpu0.update(counters())
+            backends0.update({pid: process_cpu_seconds([pid]) for pid in postgres_pids(database)})
+
+        stats, elapsed = asyncio.run(drive(args, port, sessions, on_start))
+        cpu = {k: v - cpu0[k] for k, v in counters().items()}
+        server_cpu, client_cpu = cpu["server"], cpu["client"]
+        pg_cpu = sum(
+            process_cpu_seconds([pid]) - backends0.get(pid, 0.0) for pid in postgres_pids(database)
+        )
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
