@@ -50,7 +50,6 @@ RECLAIM_EVERY_SECONDS = 30.0
 _last_reclaim = 0.0
 
 
-
 def _live_leases(*, task_ref, now) -> QuerySet[Assignment]:
     return Assignment.objects.filter(
         task=task_ref, status=Assignment.Status.LEASED, expires_at__gt=now
