@@ -1,7 +1,11 @@
+import logging
+
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
 from django.views.decorators.http import require_GET
+
+logger = logging.getLogger(__name__)
 
 
 @require_GET
@@ -11,7 +15,10 @@ def healthz(request: HttpRequest) -> JsonResponse:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
     except Exception as exc:  # noqa: BLE001 any database failure means "not ready"
-        return JsonResponse({"status": "database unavailable", "error": str(exc)}, status=503)
+        # The reason goes to the log; callers (anonymous load balancers) learn no host,
+        # user or database name.
+        logger.error("healthz: database unavailable: %s", exc)
+        return JsonResponse({"status": "database unavailable"}, status=503)
     return JsonResponse({"status": "ok"})
 
 

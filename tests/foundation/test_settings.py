@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 PRODUCTION = {
     "DJANGO_DEBUG": "false",
@@ -20,7 +22,11 @@ def _manage(*args: str, env: dict) -> subprocess.CompletedProcess:
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_"))}
     return subprocess.run(
         [sys.executable, "manage.py", *args],
-        cwd=ROOT, env={**clean, **env}, capture_output=True, text=True, timeout=120,
+        cwd=ROOT,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -50,8 +56,38 @@ def test_development_defaults_use_sqlite_and_embedded_broker():
         "django.setup(); from django.conf import settings as s; "
         "print(s.DATABASES['default']['ENGINE'], s.CELERY_BROKER_URL, s.DEBUG)"
     )
-    clean = {k: v for k, v in os.environ.items()
-             if not k.startswith(("DJANGO_", "DATABASE_", "CELERY_"))}
-    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=clean,
-                          capture_output=True, text=True, timeout=60)
+    clean = {
+        k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_", "CELERY_"))
+    }
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.stdout.split() == ["django.db.backends.sqlite3", "filesystem://", "True"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_healthz_answers_503_without_naming_the_database(client, caplog):
+    """A load balancer learns "unavailable"; the reason (host, user) goes only to the log."""
+    from django.db import connection
+
+    assert client.get("/healthz").json() == {"status": "ok"}
+    broken = {**connection.settings_dict, "HOST": "127.0.0.1", "PORT": "1", "NAME": "nowhere"}
+    if connection.vendor == "sqlite":
+        broken["NAME"] = "/nonexistent-dir/prefloop.sqlite3"
+    saved = connection.settings_dict
+    connection.close()
+    connection.settings_dict = broken
+    try:
+        response = client.get("/healthz")
+    finally:
+        connection.close()
+        connection.settings_dict = saved
+    assert response.status_code == 503
+    assert response.json() == {"status": "database unavailable"}
+    assert "nowhere" not in response.content.decode()
+    assert "database unavailable" in caplog.text
