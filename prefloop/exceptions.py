@@ -67,6 +67,9 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         return Response({"detail": exc.message, **exc.extra}, status=exc.status_code,
                         headers=headers)  # fmt: skip
     if isinstance(exc, (OperationalError, InterfaceError)):
+        request = context.get("request")
+        logger.warning("database unavailable on %s %s: %s", getattr(request, "method", "?"),
+                       getattr(request, "path", "?"), exc)  # fmt: skip
         return Response(
             {"detail": DATABASE_DOWN}, status=status.HTTP_503_SERVICE_UNAVAILABLE,
             headers={"Retry-After": "2"},

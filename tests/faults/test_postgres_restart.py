@@ -97,4 +97,7 @@ def test_requests_fail_with_503_while_postgres_restarts_and_nothing_is_lost(clus
     audit(ledger, Stored.from_dict(json.loads(_manage(url, "-m", "tests.faults.drill_db",
                                                       "stored", "drill"))))  # fmt: skip
     assert len(ledger.confirmed) == TASKS * OVERLAP
+    logged = (tmp_path / "gunicorn.log").read_text()
+    assert "database unavailable on POST /api/projects/drill/tasks/next" in logged
+    assert "database unavailable on GET /:" in logged and "Traceback" not in logged
     print(f"answers {dict(ledger.statuses)}; {ledger.lost} requests lost and retried")
