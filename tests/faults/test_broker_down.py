@@ -1,5 +1,5 @@
-"""Drill: the broker is down. Starting a generation job, an AI-feedback job or a training
-run answers a clear 503 within seconds, and the job is recorded as failed with the
+"""Drill: the broker is down. Starting a generation job, an AI-feedback job, a training
+run or a round answers a clear 503 within seconds, and the job is recorded as failed with the
 reason: no job is left ``pending`` / ``queued`` waiting for a message never sent.
 
 The web server is a real gunicorn process whose ``CELERY_BROKER_URL`` points at a port
@@ -25,6 +25,7 @@ from tests.faults.support import api, gunicorn, token_for
 from tests.generation.test_jobs import make_prompts
 from tests.support.feedback import DEMO_JUDGE, demo_pairs
 from training.models import TrainingRun
+from training.rounds.models import Round
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 DEAD_BROKER = "redis://127.0.0.1:1/0"
@@ -76,10 +77,15 @@ def test_jobs_started_while_the_broker_is_down_fail_loudly(make_user, tmp_path):
         response, seconds = _post_timed(session, f"{base}/training-runs", {
             "algorithm": "dpo", "snapshot": snapshot.content_hash, "policy": "base"})  # fmt: skip
         _assert_queue_down(response, seconds)
+        response, seconds = _post_timed(session, f"{base}/rounds", {
+            "policy": "base", "settings": {"rounds": 1, "samples": 2}})  # fmt: skip
+        _assert_queue_down(response, seconds)
 
     for model in (GenerationJob, FeedbackJob, TrainingRun):
         job = model.objects.get()
         assert job.status == "failed", (model.__name__, job.status)
         assert job.error.startswith("task queue unavailable:") and "127.0.0.1:1" in job.error
         assert job.finished_at is not None and job.celery_task_id
+    rnd = Round.objects.get()
+    assert rnd.status == "failed" and rnd.error.startswith("task queue unavailable:")
     assert "could not enqueue" in log.read_text()  # the operator sees it in the log too

@@ -33,6 +33,7 @@ from generation.feedback.judges import JudgeError
 from generation.feedback.services.judges import judge_from_spec
 from generation.models import ModelVersion
 from generation.selectors import model_version_get
+from prefloop.celery import enqueue_on_commit
 from prefloop.exceptions import ApplicationError, ConflictError
 from training import services as training_services
 from training.rounds import steps, tasks
@@ -238,7 +239,12 @@ def _enqueue(rnd: Round, step: str) -> None:
     Round.objects.filter(pk=rnd.pk).update(celery_task_id=task_id)
     rnd.celery_task_id = task_id
     task, round_id = tasks.STEP_TASKS[step], rnd.pk
-    transaction.on_commit(lambda: task.apply_async(kwargs={"round_id": round_id}, task_id=task_id))
+    # Broker down: the round is marked failed with the reason and the caller gets a
+    # QueueUnavailableError (503 from the API); `run_round --resume` picks it up later.
+    enqueue_on_commit(
+        task, kwargs={"round_id": round_id}, task_id=task_id,
+        on_failure=lambda reason: round_fail(round_id=round_id, reason=reason),
+    )  # fmt: skip
 
 
 def _seconds(start, end) -> float:
