@@ -155,6 +155,9 @@ class Task(models.Model):
     )
     overlap_wanted = models.PositiveSmallIntegerField()
     done_count = models.PositiveIntegerField(default=0)
+    queue_key = models.BigIntegerField(
+        default=0, help_text="Order within a tier of the next-task queue: last lease time (µs)."
+    )
     is_gold = models.BooleanField(default=False)
     gold_answer = models.CharField(
         max_length=10, blank=True, help_text="Pairwise: a/b/tie/both_bad. Binary: up/down."
@@ -175,14 +178,16 @@ class Task(models.Model):
         ]
         indexes = [
             models.Index(fields=["project", "kind", "done_count"]),
-            # The next-task queue: open tasks, fewest slots left first (annotation/services/
-            # lease_sql.py orders by exactly this expression, so the scan stops early).
+            # The next-task queue: open tasks, fewest slots left first, least recently
+            # leased first (annotation/services/lease_sql.py orders by exactly these
+            # expressions, so the scan stops at the first acceptable row).
             models.Index(
                 F("project"),
                 F("kind"),
                 F("overlap_wanted") - F("done_count"),
+                F("queue_key"),
                 F("id"),
-                name="task_open_queue",
+                name="task_open_queue_v2",
                 condition=Q(done_count__lt=F("overlap_wanted")),
             ),
         ]
