@@ -225,10 +225,13 @@ class Assignment(models.Model):
                 name="assignment_live_by_task",
                 condition=Q(status="leased"),
             ),
+            # "annotator IS NOT NULL" is implied by the caller's own-lease lookup but not by
+            # a task's lease count, so the planner can never count a task's leases through
+            # this index (it did, with the statistics of an empty table: 0.3 ms a probe).
             models.Index(
                 fields=["annotator", "expires_at"],
                 name="assignment_live_by_annotator",
-                condition=Q(status="leased"),
+                condition=Q(status="leased", annotator__isnull=False),
             ),
         ]
 
