@@ -489,14 +489,9 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    from bench.machine import cpu_model
+
+    cpu = cpu_model()
     load = os.getloadavg()[0]
     return f"{os.cpu_count()} cores, {cpu}, {platform.system()} (load avg {load:.1f} at start)"
 

@@ -44,6 +44,23 @@ def _idempotency_key(request: Request, data: dict) -> str | None:
     return request.headers.get("Idempotency-Key") or data.get("idempotency_key") or None
 
 
+def _verdict(request: Request, assignment_id: int, input_serializer: type) -> dict:
+    """The caller's own assignment and the validated pairwise verdict, as service kwargs."""
+    assignment = _own_assignment(request, assignment_id)
+    serializer = input_serializer(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    data = serializer.validated_data
+    return {
+        "assignment": assignment,
+        "annotator": request.user,
+        "choice": data["choice"],
+        "strength": data["strength"],
+        "rationale": data["rationale"],
+        "time_spent_ms": data["time_spent_ms"],
+        "idempotency_key": _idempotency_key(request, data),
+    }
+
+
 def _judgment_out(judgment: Judgment, created: bool) -> dict:
     return {
         "id": judgment.pk,
@@ -129,18 +146,8 @@ class JudgmentSubmitApi(APIView):
         responses={201: OutputSerializer, 200: OutputSerializer},
     )
     def post(self, request: Request, assignment_id: int) -> Response:
-        assignment = _own_assignment(request, assignment_id)
-        serializer = self.InputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
         judgment, created = judgment_services.judgment_submit(
-            assignment=assignment,
-            annotator=request.user,
-            choice=data["choice"],
-            strength=data["strength"],
-            rationale=data["rationale"],
-            time_spent_ms=data["time_spent_ms"],
-            idempotency_key=_idempotency_key(request, data),
+            **_verdict(request, assignment_id, self.InputSerializer)
         )
         code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
         return Response(self.OutputSerializer(_judgment_out(judgment, created)).data, status=code)
@@ -165,18 +172,8 @@ class JudgmentSubmitNextApi(APIView):
         responses={201: OutputSerializer, 200: OutputSerializer},
     )
     def post(self, request: Request, assignment_id: int) -> Response:
-        assignment = _own_assignment(request, assignment_id)
-        serializer = JudgmentSubmitApi.InputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
         judgment, created, following = judgment_services.judgment_submit_and_next(
-            assignment=assignment,
-            annotator=request.user,
-            choice=data["choice"],
-            strength=data["strength"],
-            rationale=data["rationale"],
-            time_spent_ms=data["time_spent_ms"],
-            idempotency_key=_idempotency_key(request, data),
+            **_verdict(request, assignment_id, JudgmentSubmitApi.InputSerializer)
         )
         following_view = (
             task_selectors.assigned_task_view(assignment=following) if following else None
