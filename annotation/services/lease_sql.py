@@ -76,6 +76,30 @@ def _build(row: tuple) -> Task:
     return task
 
 
+def candidate_filter(
+    *, project_id: int, kind: str, annotator_id: int, exclude_own: bool, now: datetime,
+    skip: list[int],
+) -> tuple[str, list]:  # fmt: skip
+    """The WHERE clause (and its parameters) of the annotator's acceptable open tasks."""
+    where = _OPEN_FOR_ANNOTATOR
+    params: list = [project_id, kind, _LEASED, when(now), annotator_id]
+    where += _NOT_JUDGED if kind == Task.Kind.PAIRWISE else _NOT_RATED
+    params.append(annotator_id)
+    if exclude_own:
+        where += _NOT_OWN
+        params += [annotator_id, annotator_id]
+    if skip:
+        where += f"  AND t.id NOT IN ({', '.join(['%s'] * len(skip))})\n"
+        params += skip
+    return where, params
+
+
+def candidate_sql(**filters) -> tuple[str, list]:
+    """The full candidate statement without its lock clause (for EXPLAIN in tests)."""
+    where, params = candidate_filter(**filters)
+    return _SELECT + where + _ORDER, params
+
+
 def candidate_lock(
     *,
     project_id: int,
@@ -94,16 +118,10 @@ def candidate_lock(
     of every row it passed over and could deadlock with another annotator's scan.
     The caller re-checks the slot (``lease_insert_if_free``) either way.
     """
-    where = _OPEN_FOR_ANNOTATOR
-    params: list = [project_id, kind, _LEASED, when(now), annotator_id]
-    where += _NOT_JUDGED if kind == Task.Kind.PAIRWISE else _NOT_RATED
-    params.append(annotator_id)
-    if exclude_own:
-        where += _NOT_OWN
-        params += [annotator_id, annotator_id]
-    if skip:
-        where += f"  AND t.id NOT IN ({', '.join(['%s'] * len(skip))})\n"
-        params += skip
+    where, params = candidate_filter(
+        project_id=project_id, kind=kind, annotator_id=annotator_id,
+        exclude_own=exclude_own, now=now, skip=skip,
+    )  # fmt: skip
     locking = connection.features.has_select_for_update
     with rawsql.cursor() as cursor:
         if wait and locking:
