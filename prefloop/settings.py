@@ -126,6 +126,8 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "/accounts/login/"
 # Django's ModelBackend plus log-in rate limits (prefloop.ratelimit, docs/security.md).
 AUTHENTICATION_BACKENDS = ["prefloop.auth.RateLimitedModelBackend"]
+# Django's database sessions, read with one prepared statement (prefloop/sessions.py).
+SESSION_ENGINE = "prefloop.sessions"
 LOGIN_REDIRECT_URL = "/"
 
 LANGUAGE_CODE = "en-us"
