@@ -48,24 +48,20 @@ LEFT JOIN annotation_response rb ON rb.id = t.response_b_id
 _LIVE_LEASES = """(SELECT COUNT(*) FROM annotation_assignment l
      WHERE l.task_id = t.id AND l.status = %s AND l.expires_at > %s)"""
 
-# "annotator_id + 0": these anti-joins must probe the task's (or response's) few rows, never
-# scan the caller's whole history through an annotator index. With statistics taken when
-# every annotator had one row, the planner chose the annotator index and each candidate
-# cost O(judgments so far); an expression on the column rules that index out.
 _OPEN_FOR_ANNOTATOR = (
     """WHERE t.project_id = %s AND t.kind = %s AND t.done_count < t.overlap_wanted
   AND t.done_count + """
     + _LIVE_LEASES
     + """ < t.overlap_wanted
   AND NOT EXISTS (SELECT 1 FROM annotation_assignment s
-                  WHERE s.task_id = t.id AND s.annotator_id + 0 = %s)
+                  WHERE s.task_id = t.id AND s.annotator_id = %s)
 """
 )
 _NOT_JUDGED = """  AND NOT EXISTS (SELECT 1 FROM annotation_judgment j
-                  WHERE j.task_id = t.id AND j.annotator_id + 0 = %s)
+                  WHERE j.task_id = t.id AND j.annotator_id = %s)
 """
 _NOT_RATED = """  AND NOT EXISTS (SELECT 1 FROM annotation_feedback f
-                  WHERE f.response_id = t.response_a_id AND f.annotator_id + 0 = %s)
+                  WHERE f.response_id = t.response_a_id AND f.annotator_id = %s)
 """
 _NOT_OWN = """  AND (ra.author_id IS NULL OR ra.author_id <> %s)
   AND (rb.author_id IS NULL OR rb.author_id <> %s)
