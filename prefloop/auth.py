@@ -74,7 +74,7 @@ class RateLimitedModelBackend(ModelBackend):
 _USER_READER = rawsql.RowReader(get_user_model())
 _USER_SQL = (
     f"SELECT {rawsql.columns(get_user_model(), 'u')} "
-    f"FROM {get_user_model()._meta.db_table} u WHERE u.id = %s"
+    f"FROM {get_user_model()._meta.db_table} u WHERE u.{get_user_model()._meta.pk.column} = %s"
 )
 
 

@@ -11,7 +11,7 @@ Under READ COMMITTED the lease count read by that statement comes from its
 snapshot, so once the row is locked the live leases are counted again in a new
 statement (the lease's conditional INSERT, ``lease_sql.lease_insert_if_free``) and a
 stale candidate is skipped. The candidate query walks the partial index
-``task_open_queue`` and stops at the first acceptable task, so its cost does not
+``task_open_queue_v2`` and stops at the first acceptable task, so its cost does not
 grow with the project (``lease_sql``). Only when
 every candidate is locked (near the end of a project, by leases and submissions
 in flight) does the call wait, on exactly one task row, so nobody is told
@@ -30,7 +30,7 @@ from datetime import timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.db.models import F, QuerySet, Subquery
+from django.db.models import F, Subquery
 from django.db.models.functions import Least
 from django.utils import timezone
 
@@ -50,15 +50,10 @@ RECLAIM_EVERY_SECONDS = 30.0
 _last_reclaim = 0.0
 
 
-def _live_leases(*, task_ref, now) -> QuerySet[Assignment]:
-    return Assignment.objects.filter(
-        task=task_ref, status=Assignment.Status.LEASED, expires_at__gt=now
-    )
-
-
 def task_has_free_slot(*, task: Task, now) -> bool:
     """Call while holding the task row lock; counts leases in a fresh snapshot."""
-    return task.done_count + _live_leases(task_ref=task, now=now).count() < task.overlap_wanted
+    live = lease_sql.live_lease_count(task_id=task.pk, now=now)
+    return task.done_count + live < task.overlap_wanted
 
 
 def assignment_reclaim_expired(*, project: Project) -> int:

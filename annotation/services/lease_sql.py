@@ -4,8 +4,9 @@ The ORM version of these statements cost more Python time to compile than the
 database took to run them, and its ``ORDER BY`` could not use an index. Here:
 
 - ``candidate_lock``: the first task this annotator may take, closest to completion
-  first, in the order of the partial index ``task_open_queue`` (project, kind,
-  slots left, id; open tasks only), so the scan stops at the first acceptable row
+  first and least recently leased first, in the order of the partial index
+  ``task_open_queue_v2`` (project, kind, slots left, queue_key, id; open tasks only),
+  so the scan stops at the first acceptable row
   whatever the project size. Live leases are counted per row; on PostgreSQL the row
   is locked ``FOR UPDATE SKIP LOCKED``. The row comes back with the prompt and both
   responses, so the payload needs no further query.
@@ -48,6 +49,9 @@ LEFT JOIN annotation_response rb ON rb.id = t.response_b_id
 _LIVE_LEASES = """(SELECT COUNT(*) FROM annotation_assignment l
      WHERE l.task_id = t.id AND l.status = %s AND l.expires_at > %s)"""
 
+# The same count for one task given by id (parameters: task id, status, now).
+_ONE_TASK_LIVE_LEASES = _LIVE_LEASES.replace("t.id", "%s")
+
 _OPEN_FOR_ANNOTATOR = (
     """WHERE t.project_id = %s AND t.kind = %s AND t.done_count < t.overlap_wanted
   AND t.done_count + """
@@ -66,7 +70,7 @@ _NOT_RATED = """  AND NOT EXISTS (SELECT 1 FROM annotation_feedback f
 _NOT_OWN = """  AND (ra.author_id IS NULL OR ra.author_id <> %s)
   AND (rb.author_id IS NULL OR rb.author_id <> %s)
 """
-# Must match the expression of the index ``task_open_queue`` (annotation/models.py).
+# Must match the expressions of the index ``task_open_queue_v2`` (annotation/models.py).
 _ORDER = "ORDER BY (t.overlap_wanted - t.done_count), t.queue_key, t.id\nLIMIT 1"
 
 
@@ -137,6 +141,13 @@ def candidate_lock(
     return _build(row) if row else None
 
 
+def live_lease_count(*, task_id: int, now: datetime) -> int:
+    """Live leases of one task (the same test every statement here uses)."""
+    with rawsql.cursor() as cursor:
+        cursor.execute("SELECT " + _ONE_TASK_LIVE_LEASES, [task_id, _LEASED, when(now)])
+        return cursor.fetchone()[0]
+
+
 def lease_insert_if_free(
     *, task_id: int, annotator_id: int, left_is_a: bool, now: datetime, expires_at: datetime
 ) -> int | None:
@@ -147,7 +158,7 @@ def lease_insert_if_free(
     would walk past it, so the walk stays short however many annotators hold leases.
     On PostgreSQL both writes are one statement.
     """
-    free = "done_count + " + _LIVE_LEASES.replace("t.id", "%s") + " < overlap_wanted"
+    free = "done_count + " + _ONE_TASK_LIVE_LEASES + " < overlap_wanted"
     key = int(now.timestamp() * 1_000_000)
     lease = [annotator_id, _LEASED, left_is_a, when(now), when(expires_at)]
     count = [task_id, _LEASED, when(now)]
