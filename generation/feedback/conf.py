@@ -15,7 +15,7 @@ from generation import conf as generation_conf
 from generation.backends import GenerationBackend, get_backend
 
 env = environ.Env()
-DEFAULT_JUDGE_MODULES = ("generation.feedback.", "generation.demo.")
+DEFAULT_JUDGE_MODULES = ("generation.feedback.", "generation.demo.", "generation.instruct.")
 
 
 def allowed_judge_modules() -> tuple[str, ...]:
