@@ -77,6 +77,30 @@ class Membership(models.Model):
         ]
 
 
+class Invitation(models.Model):
+    """An owner's offer of a role to a user, who accepts or declines it.
+
+    Addressed by username and never checked against the user table when it is made,
+    so inviting tells the inviter nothing about which accounts exist.
+    """
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="invitations")
+    username = models.CharField(max_length=150)
+    role = models.CharField(max_length=10, choices=Membership.Role.choices)
+    token = models.CharField(max_length=64, unique=True)
+    inviter = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    declined_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["username", "project"])]
+
+
 class Prompt(models.Model):
     class Split(models.TextChoices):
         TRAIN = "train"

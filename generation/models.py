@@ -5,15 +5,22 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from generation.ownership_fields import OWNER_HELP, name_unique_per_owner
+
 
 class ModelVersion(models.Model):
     """A loadable model: a local Hugging Face folder or a hub id.
 
     The base model of a lineage is version 0 with no parent; every training run
-    registers its output as a child of the policy it started from.
+    registers its output as a child of the policy it started from. It belongs to a
+    project, or is site-wide (``project`` empty: the demo base model, staff's models).
     """
 
-    name = models.SlugField(max_length=100, unique=True)
+    project = models.ForeignKey(
+        "annotation.Project", null=True, blank=True, on_delete=models.CASCADE,
+        related_name="model_versions", help_text=OWNER_HELP,
+    )  # fmt: skip
+    name = models.SlugField(max_length=100)
     source = models.CharField(
         max_length=500, help_text="Local path of a Hugging Face model folder, or a hub id."
     )
@@ -28,6 +35,7 @@ class ModelVersion(models.Model):
 
     class Meta:
         ordering = ["created_at", "id"]
+        constraints = name_unique_per_owner("model_version")
 
     def __str__(self) -> str:
         return f"{self.name} (v{self.version})"

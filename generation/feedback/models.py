@@ -9,6 +9,8 @@ from __future__ import annotations
 from django.conf import settings as django_settings
 from django.db import models
 
+from generation.ownership_fields import OWNER_HELP, name_unique_per_owner
+
 USER = django_settings.AUTH_USER_MODEL
 
 __all__ = [
@@ -18,9 +20,15 @@ __all__ = [
 
 
 class Constitution(models.Model):
-    """A named list of principles; every edit makes a new, immutable ``ConstitutionVersion``."""
+    """A named list of principles; every edit makes a new, immutable ``ConstitutionVersion``.
 
-    name = models.SlugField(max_length=100, unique=True)
+    It belongs to a project, or is site-wide (the default constitution; staff edit it)."""
+
+    project = models.ForeignKey(
+        "annotation.Project", null=True, blank=True, on_delete=models.CASCADE,
+        related_name="constitutions", help_text=OWNER_HELP,
+    )  # fmt: skip
+    name = models.SlugField(max_length=100)
     description = models.TextField(blank=True)
     created_by = models.ForeignKey(
         USER, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -29,6 +37,7 @@ class Constitution(models.Model):
 
     class Meta:
         ordering = ["name"]
+        constraints = name_unique_per_owner("constitution")
 
     def __str__(self) -> str:
         return self.name
@@ -79,7 +88,8 @@ class Principle(models.Model):
 class Judge(models.Model):
     """An AI annotator: a method, what it runs on, and its settings (frozen once made).
 
-    Its verdicts are ``annotation.Judgment`` rows by ``annotator`` (source "ai").
+    Its verdicts are ``annotation.Judgment`` rows by ``annotator`` (source "ai"). It
+    belongs to a project, or is site-wide (made by staff or an operator's command).
     """
 
     class Kind(models.TextChoices):
@@ -88,7 +98,11 @@ class Judge(models.Model):
         REWARD_MODEL = "reward_model"
         REVISION = "revision", "CAI revision (revision preferred over the original)"
 
-    name = models.SlugField(max_length=100, unique=True)
+    project = models.ForeignKey(
+        "annotation.Project", null=True, blank=True, on_delete=models.CASCADE,
+        related_name="judges", help_text=OWNER_HELP,
+    )  # fmt: skip
+    name = models.SlugField(max_length=100)
     kind = models.CharField(max_length=20, choices=Kind.choices)
     model_version = models.ForeignKey(
         "generation.ModelVersion", null=True, blank=True, on_delete=models.PROTECT,
@@ -110,6 +124,7 @@ class Judge(models.Model):
 
     class Meta:
         ordering = ["created_at", "id"]
+        constraints = name_unique_per_owner("judge")
 
     def __str__(self) -> str:
         return self.name
