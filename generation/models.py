@@ -41,6 +41,22 @@ class ModelVersion(models.Model):
         return f"{self.name} (v{self.version})"
 
 
+class ModelNameReservation(models.Model):
+    """A model name a project has promised to a training run's output (made when the run
+    is created), so that nobody registers it first. Registering the output ends it."""
+
+    project = models.ForeignKey(
+        "annotation.Project", on_delete=models.CASCADE, related_name="+"
+    )
+    name = models.SlugField(max_length=100)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "name"], name="model_name_reserved_once")
+        ]
+
+
 class GenerationJob(models.Model):
     """Sample candidate responses for a project's prompts and pair them for annotation.
 
