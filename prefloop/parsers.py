@@ -1,6 +1,6 @@
 """Request parsers that refuse hostile bodies with a 400 instead of failing later.
 
-DRF's own parsers, plus three rules (``docs/security.md``, "Hostile input"):
+DRF's own parsers, plus four rules (``docs/security.md``, "Hostile input"):
 
 - invalid UTF-8 in a JSON body is a 400 naming the byte (DRF already refuses it; the
   message here is clearer);
@@ -8,12 +8,17 @@ DRF's own parsers, plus three rules (``docs/security.md``, "Hostile input"):
   ``RecursionError``, a 500, on a body of ten thousand ``[``);
 - a NUL character (``\\u0000``) anywhere in a JSON body, form field or field name is
   a 400: PostgreSQL cannot store it in text or jsonb, so it would fail at the
-  database (a 500) instead of at the door.
+  database (a 500) instead of at the door;
+- a lone surrogate escape (``\\ud800`` without its pair) anywhere in a JSON body, keys
+  and nested values included, is a 400: such a string cannot be encoded as UTF-8, and
+  DRF's own surrogate check runs only on ``CharField`` (a ``DictField`` or ``JSONField``
+  would carry it to the database or a template).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -25,6 +30,11 @@ MAX_JSON_DEPTH = 64
 NUL = "\x00"
 NUL_REFUSED = "NUL characters (\\u0000) are not accepted in {where}."
 DEEP = "JSON nested deeper than {depth} levels is not accepted."
+SURROGATE_REFUSED = (
+    "Lone surrogate escapes (\\ud800-\\udfff without their pair) are not accepted in JSON "
+    "bodies: they are not Unicode text."
+)
+SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 def json_depth_check(data: Any, max_depth: int = MAX_JSON_DEPTH) -> None:
@@ -44,11 +54,28 @@ def json_depth_check(data: Any, max_depth: int = MAX_JSON_DEPTH) -> None:
 
 def has_nul(value: Any) -> bool:
     """Whether a parsed JSON value holds a NUL character in any string, key included."""
+    return _any_string(value, lambda text: NUL in text)
+
+
+def has_lone_surrogate(value: Any) -> bool:
+    """Whether any string of a parsed JSON value (key included) cannot be UTF-8 encoded."""
+    return _any_string(value, _unencodable)
+
+
+def _unencodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _any_string(value: Any, test) -> bool:
     stack = [value]
     while stack:
         item = stack.pop()
         if isinstance(item, str):
-            if NUL in item:
+            if test(item):
                 return True
         elif isinstance(item, Mapping):
             stack.extend(item.keys())
@@ -82,6 +109,8 @@ class JSONParser(parsers.JSONParser):
             json_depth_check(data)
         if "\\u0000" in text and has_nul(data):  # JSON can only carry NUL escaped
             raise ParseError(NUL_REFUSED.format(where="JSON bodies"))
+        if SURROGATE_ESCAPE.search(text) and has_lone_surrogate(data):  # only escaped, too
+            raise ParseError(SURROGATE_REFUSED)
         return data
 
 

@@ -155,6 +155,20 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 PREFLOOP_MAX_IMPORT_BYTES = env.int("PREFLOOP_MAX_IMPORT_BYTES", default=200 * 1024 * 1024)
 PREFLOOP_MAX_IMPORT_FIELD_CHARS = env.int("PREFLOOP_MAX_IMPORT_FIELD_CHARS", default=100_000)
 PREFLOOP_MAX_IMPORT_ROWS = env.int("PREFLOOP_MAX_IMPORT_ROWS", default=100_000)
+# Bounded work (docs/security.md, "Caps and bounded work"). Every two responses of a
+# prompt-responses row become a pairwise task, so tasks grow with the square of a row.
+PREFLOOP_IMPORT_MAX_RESPONSES_PER_ROW = env.int(
+    "PREFLOOP_IMPORT_MAX_RESPONSES_PER_ROW", default=32
+)
+PREFLOOP_IMPORT_MAX_TASKS = env.int("PREFLOOP_IMPORT_MAX_TASKS", default=100_000)
+PREFLOOP_IMPORT_MAX_ZIP_ENTRIES = env.int("PREFLOOP_IMPORT_MAX_ZIP_ENTRIES", default=10_000)
+# Imports that would write more rows + tasks than this run as a background job.
+PREFLOOP_IMPORT_SYNC_MAX_WRITES = env.int("PREFLOOP_IMPORT_SYNC_MAX_WRITES", default=2_000)
+PREFLOOP_IMPORT_BATCH_SECONDS = env.float("PREFLOOP_IMPORT_BATCH_SECONDS", default=0.25)
+PREFLOOP_LEADERBOARD_MAX_BOOTSTRAP = env.int("PREFLOOP_LEADERBOARD_MAX_BOOTSTRAP", default=500)
+PREFLOOP_AGREEMENT_MAX_PAIR_ANNOTATORS = env.int(
+    "PREFLOOP_AGREEMENT_MAX_PAIR_ANNOTATORS", default=50
+)
 
 # --- Security (production values unless DEBUG) --------------------------------------
 SESSION_COOKIE_SECURE = env.bool("DJANGO_SESSION_COOKIE_SECURE", default=not DEBUG)

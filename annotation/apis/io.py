@@ -169,5 +169,8 @@ class ExportDownloadApi(APIView):
         name = request.query_params.get("file", writers.DATA_FILE)
         path = exports.export_snapshot_file(snapshot=snapshot, name=name)
         filename = f"{slug}-{snapshot.format}-{content_hash[:12]}-{name}"
+        media = DOWNLOAD_TYPES[name]
+        if media.startswith("text/"):  # the writers write UTF-8; say so (spreadsheets guess)
+            media += "; charset=utf-8"
         return FileResponse(path.open("rb"), as_attachment=True, filename=filename,
-                            content_type=DOWNLOAD_TYPES[name])  # fmt: skip
+                            content_type=media)  # fmt: skip

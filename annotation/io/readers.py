@@ -11,7 +11,9 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+import sys
 import zipfile
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +24,7 @@ from prefloop.paths import UnsafePath, safe_path_under
 FORMATS = ("auto", "jsonl", "csv", "hf")
 BOM = b"\xef\xbb\xbf"
 JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
+TOO_MANY_DIGITS = f"invalid JSON: a number has more than {sys.get_int_max_str_digits():,} digits"
 
 
 class FileRejected(Exception):
@@ -97,6 +100,8 @@ def _jsonl_record(number: int, raw: bytes) -> Record:
         return Record(number, where, error=f"invalid JSON: {exc.msg} (column {exc.colno})")
     except RecursionError:
         return Record(number, where, error="invalid JSON: nested too deeply")
+    except ValueError:  # Python refuses integers of more than sys.get_int_max_str_digits()
+        return Record(number, where, error=TOO_MANY_DIGITS)
     if not isinstance(data, dict):
         return Record(number, where, error="expected a JSON object ({...}) on each line")
     return Record(number, where, data=data)
@@ -140,7 +145,7 @@ def _csv_header(header: list[str], bad_utf8: dict[int, int]) -> list[str]:
     columns = [name.strip() for name in header]
     if any(not name for name in columns):
         raise FileRejected("line 1: the CSV header has an empty column name")
-    duplicates = sorted({name for name in columns if columns.count(name) > 1})
+    duplicates = sorted(name for name, n in Counter(columns).items() if n > 1)
     if duplicates:
         raise FileRejected(f"line 1: the CSV header repeats column(s) {', '.join(duplicates)}")
     return columns
@@ -175,31 +180,64 @@ def _cell(cell: str) -> str | None:
     return cell.replace("\r\n", "\n") if cell != "" else None
 
 
-def zip_extract(path: Path, dest: Path, max_bytes: int) -> Path:
-    """Unpack a zipped ``save_to_disk`` folder safely; returns the dataset folder inside."""
+def zip_extract(path: Path, dest: Path, max_bytes: int, max_entries: int = 10_000) -> Path:
+    """Unpack a zipped ``save_to_disk`` folder safely; returns the dataset folder inside.
+
+    Refused before anything is written: more than ``max_entries`` entries, more than
+    ``max_bytes`` unpacked, a path outside ``dest``, or one name used both for a file
+    and for a folder (the second could not be written).
+    """
     try:
         archive = zipfile.ZipFile(path)
-    except zipfile.BadZipFile as exc:
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError) as exc:
         raise FileRejected("not a zip archive of a Hugging Face datasets folder") from exc
     with archive:
         members = archive.infolist()
+        if len(members) > max_entries:
+            raise FileTooLarge(
+                f"the archive has {len(members):,} entries; the limit is {max_entries:,} "
+                "(PREFLOOP_IMPORT_MAX_ZIP_ENTRIES)"
+            )
         if sum(m.file_size for m in members) > max_bytes:
             raise FileTooLarge(
                 f"the archive unpacks to more than {max_bytes:,} bytes (PREFLOOP_MAX_IMPORT_BYTES)"
             )
-        for member in members:
-            try:
-                target = safe_path_under(dest, member.filename)
-            except UnsafePath as exc:
-                unsafe = f"the archive holds an unsafe path: {member.filename!r}"
-                raise FileRejected(unsafe) from exc
-            if member.is_dir():
-                target.mkdir(parents=True, exist_ok=True)
-                continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with archive.open(member) as source, target.open("wb") as out:
-                shutil.copyfileobj(source, out)
+        targets = _zip_targets(members, dest)
+        try:
+            _zip_write(archive, targets)
+        except (OSError, zipfile.BadZipFile, EOFError, ValueError, NotImplementedError) as exc:
+            raise FileRejected(f"the archive cannot be unpacked: {type(exc).__name__}") from exc
     return dataset_folder_find(dest)
+
+
+def _zip_targets(members: list[zipfile.ZipInfo], dest: Path) -> list[tuple]:
+    """(member, target path, is a folder) for each entry; refuses unsafe or clashing names."""
+    base = dest.resolve()
+    targets, files, folders = [], set(), set()
+    for member in members:
+        try:
+            target = safe_path_under(dest, member.filename)
+        except UnsafePath as exc:
+            raise FileRejected(f"the archive holds an unsafe path: {member.filename!r}") from exc
+        is_dir = member.is_dir()
+        (folders if is_dir else files).add(target)
+        folders.update(parent for parent in target.parents if parent.is_relative_to(base))
+        targets.append((member, target, is_dir))
+    clash = files & folders
+    if clash:
+        name = min(clash).relative_to(base).as_posix() or "."
+        raise FileRejected(f"the archive holds both a file and a folder named {name!r}")
+    return targets
+
+
+def _zip_write(archive: zipfile.ZipFile, targets: list[tuple]) -> None:
+    for member, target, is_dir in targets:
+        if is_dir:
+            target.mkdir(parents=True, exist_ok=True)
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with archive.open(member) as source, target.open("wb") as out:
+            shutil.copyfileobj(source, out)
 
 
 def dataset_folder_find(root: Path) -> Path:

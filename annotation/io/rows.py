@@ -26,6 +26,7 @@ UNPAIRED = "unpaired-preference"
 KINDS = (PROMPT_ONLY, PROMPT_RESPONSES, PREFERENCE, UNPAIRED)
 
 ROLES = ("system", "user", "assistant")
+MAX_RESPONSES_PER_ROW = 32  # default of PREFLOOP_IMPORT_MAX_RESPONSES_PER_ROW
 COMMON_COLUMNS = {"tags", "split"}
 KIND_COLUMNS = {
     PROMPT_ONLY: {"prompt", "messages"} | COMMON_COLUMNS,
@@ -140,7 +141,14 @@ def reply_check(value: Any, name: str, max_chars: int) -> str:
 
 
 def row_parse(
-    record: Mapping[str, Any], *, kind: str, line: int, where: str, max_chars: int, csv: bool
+    record: Mapping[str, Any],
+    *,
+    kind: str,
+    line: int,
+    where: str,
+    max_chars: int,
+    csv: bool,
+    max_responses: int = MAX_RESPONSES_PER_ROW,
 ) -> ImportRow:
     """Validate ``record`` as a row of ``kind`` (see ``kind_detect``)."""
     parse = {
@@ -148,6 +156,12 @@ def row_parse(
         PREFERENCE: _preference, UNPAIRED: _unpaired,
     }[kind]  # fmt: skip
     fields = parse(record, max_chars, csv)
+    if len(fields.get("responses") or ()) > max_responses:
+        raise RowError(
+            f"'responses' has {len(fields['responses']):,} items; the limit is {max_responses:,} "
+            "per row (PREFLOOP_IMPORT_MAX_RESPONSES_PER_ROW): every two responses of a row "
+            "become a task, so split the responses over several rows"
+        )
     return ImportRow(
         line=line,
         where=where,
@@ -283,6 +297,8 @@ def _json_cell(value: Any, name: str) -> Any:
         raise RowError(f"'{name}' must hold JSON in a CSV cell: {exc.msg}") from exc
     except RecursionError as exc:
         raise RowError(f"'{name}' holds JSON nested too deeply") from exc
+    except ValueError as exc:  # an integer longer than sys.get_int_max_str_digits()
+        raise RowError(f"'{name}' holds a number with too many digits") from exc
 
 
 def _type_name(value: Any) -> str:

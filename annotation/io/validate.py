@@ -17,6 +17,7 @@ from annotation.io import readers
 from annotation.io.readers import FileRejected, Record
 from annotation.io.rows import (
     KIND_COLUMNS,
+    MAX_RESPONSES_PER_ROW,
     PREFERENCE,
     UNPAIRED,
     ImportRow,
@@ -31,6 +32,8 @@ class ImportLimits:
     max_bytes: int
     max_field_chars: int = 100_000
     max_rows: int = 100_000
+    max_responses_per_row: int = MAX_RESPONSES_PER_ROW
+    max_zip_entries: int = 10_000
 
 
 @dataclass(frozen=True)
@@ -74,7 +77,11 @@ def _records(path: Path, fmt: str, scratch: Path, limits: ImportLimits) -> Itera
         return readers.csv_records(path)
     from annotation.io import hf  # imports `datasets` (slow): only for folders
 
-    folder = path if path.is_dir() else readers.zip_extract(path, scratch, limits.max_bytes)
+    folder = (
+        path
+        if path.is_dir()
+        else readers.zip_extract(path, scratch, limits.max_bytes, limits.max_zip_entries)
+    )
     parts = hf.folder_open(folder)
     if hf.row_count(parts) > limits.max_rows:
         raise FileRejected(_too_many_rows(limits))
@@ -104,6 +111,7 @@ def _records_validate(records: Iterator[Record], fmt: str, limits: ImportLimits)
             row = row_parse(
                 record.data, kind=row_kind, line=record.line, where=record.where,
                 max_chars=limits.max_field_chars, csv=fmt == "csv",
+                max_responses=limits.max_responses_per_row,
             )  # fmt: skip
             _contradiction_check(row, seen)
         except RowError as exc:

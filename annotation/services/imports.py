@@ -18,22 +18,20 @@ from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
-from django.db.models import F
 from rest_framework import status
 
 from annotation.io.readers import FileRejected, FileTooLarge
-from annotation.io.rows import PREFERENCE, PROMPT_RESPONSES, UNPAIRED, ImportRow
 from annotation.io.validate import ImportLimits, Validation, file_validate
-from annotation.models import AnnotatorProfile, Feedback, Judgment, Project, Prompt, Response, Task
-from annotation.services import content, projects
+from annotation.models import Project
+from annotation.services import import_rows, projects
+from annotation.services.import_rows import IMPORT_USER_PREFIX, import_user_get_or_create
 from prefloop.exceptions import ApplicationError, NotFoundError
 
-IMPORT_USER_PREFIX = "prefloop-import-"
+import_jobs = None  # the background import jobs (annotation.services.import_jobs), once built
+__all__ = ["IMPORT_USER_PREFIX", "import_user_get_or_create"]
 ENTITIES = ("prompts", "responses", "tasks", "judgments", "feedback")
-MSG_CONTRADICTS = "contradicts the verdict already imported for this {what}"
 
 
 class ImportRejected(ApplicationError):
@@ -42,10 +40,6 @@ class ImportRejected(ApplicationError):
 
 class ImportTooLarge(ApplicationError):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
-
-
-class _RowConflict(Exception):
-    pass
 
 
 class _Rollback(Exception):
@@ -66,6 +60,7 @@ class ImportReport:
     created: dict[str, int] = field(default_factory=dict)
     existing: dict[str, int] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    job: int | None = None  # set when a background ImportJob writes the rows
 
     def as_dict(self) -> dict:
         return {**self.__dict__, "error_count": len(self.errors)}
@@ -77,6 +72,8 @@ def import_limits() -> ImportLimits:
         max_bytes=settings.PREFLOOP_MAX_IMPORT_BYTES,
         max_field_chars=settings.PREFLOOP_MAX_IMPORT_FIELD_CHARS,
         max_rows=settings.PREFLOOP_MAX_IMPORT_ROWS,
+        max_responses_per_row=settings.PREFLOOP_IMPORT_MAX_RESPONSES_PER_ROW,
+        max_zip_entries=settings.PREFLOOP_IMPORT_MAX_ZIP_ENTRIES,
     )
 
 
@@ -88,37 +85,45 @@ def import_file(
     partial: bool = False,
     limits: ImportLimits | None = None,
     source_name: str = "",
+    batched: bool | None = None,
 ) -> ImportReport:
-    """Validate ``path`` completely, then import it (or nothing) in one transaction."""
-    try:
-        validation = file_validate(Path(path), fmt=fmt, limits=limits or import_limits())
-    except FileTooLarge as exc:
-        raise ImportTooLarge(str(exc)) from exc
-    except FileRejected as exc:
-        raise ImportRejected(str(exc)) from exc
+    """Validate ``path`` completely, then import it (or nothing).
+
+    Small files are written in one transaction; one that would write more than
+    ``PREFLOOP_IMPORT_SYNC_MAX_WRITES`` rows + tasks (or with ``batched``) commits in
+    short batches (``import_rows.rows_write_batched``)."""
+    validation = _validate(Path(path), fmt, limits or import_limits())
     report = _report_start(validation)
     if (validation.issues and not partial) or not validation.rows:
         return report
+    writes = writes_check(project=project, validation=validation)
+    if batched is None:
+        batched = writes > settings.PREFLOOP_IMPORT_SYNC_MAX_WRITES
+    source = source_name or Path(path).name
+    if batched:
+        counts, issues = import_rows.rows_write_batched(
+            project=project, rows=validation.rows, source=source,
+            batch_seconds=settings.PREFLOOP_IMPORT_BATCH_SECONDS,
+        )  # fmt: skip
+        return report_finish(report, rows=len(validation.rows), counts=counts, issues=issues)
     try:
         with transaction.atomic():
-            counts, issues = _rows_write(project, validation.rows, source_name or Path(path).name)
+            counts, issues = import_rows.rows_write(project, validation.rows, source)
             if issues and not partial:
                 raise _Rollback(issues)
     except _Rollback as rollback:
         report.errors = sorted(report.errors + rollback.issues, key=lambda e: e["line"])
         return report
-    report.errors = sorted(report.errors + issues, key=lambda e: e["line"])
-    report.rows_imported = len(validation.rows) - len(issues)
-    report.imported = report.rows_imported > 0
-    report.created = {name: counts[(name, True)] for name in ENTITIES}
-    report.existing = {name: counts[(name, False)] for name in ENTITIES}
-    return report
+    return report_finish(report, rows=len(validation.rows), counts=counts, issues=issues)
 
 
 def import_upload(
     *, project: Project, upload: UploadedFile, fmt: str = "auto", partial: bool = False
 ) -> ImportReport:
-    """An uploaded file (JSONL, CSV, or a zip of a ``save_to_disk`` folder)."""
+    """An uploaded file (JSONL, CSV, or a zip of a ``save_to_disk`` folder).
+
+    One that would write more than ``PREFLOOP_IMPORT_SYNC_MAX_WRITES`` rows + tasks is
+    validated here and written by a background ``ImportJob`` (``report.job`` is set)."""
     limits = import_limits()
     if upload.size is not None and upload.size > limits.max_bytes:
         raise ImportTooLarge(
@@ -131,10 +136,70 @@ def import_upload(
         for chunk in upload.chunks():
             scratch.write(chunk)
         scratch.flush()
+        path, name = Path(scratch.name), upload.name or ""
+        try:
+            return _upload_import(project, path, fmt, partial, limits, name)
+        except ApplicationError as exc:
+            exc.message = paths_hidden(str(exc.message), path)
+            raise
+
+
+def _upload_import(project, path: Path, fmt: str, partial: bool, limits, name: str):
+    validation = _validate(path, fmt, limits)
+    report = _report_start(validation)
+    if (validation.issues and not partial) or not validation.rows:
+        return report
+    writes = writes_check(project=project, validation=validation)
+    if writes <= settings.PREFLOOP_IMPORT_SYNC_MAX_WRITES or import_jobs is None:
         return import_file(
-            project=project, path=Path(scratch.name), fmt=fmt, partial=partial,
-            limits=limits, source_name=upload.name or "",
+            project=project, path=path, fmt=validation.format, partial=partial,
+            limits=limits, source_name=name,
         )  # fmt: skip
+    job = import_jobs.import_job_create(
+        project=project, path=path, fmt=validation.format, partial=partial, source_name=name,
+        rows=len(validation.rows), tasks_planned=writes - len(validation.rows),
+    )  # fmt: skip
+    report.job = job.pk
+    return report
+
+
+def writes_check(*, project: Project, validation: Validation) -> int:
+    """Rows + tasks the import may write; over ``PREFLOOP_IMPORT_MAX_TASKS`` tasks is a 413."""
+    planned = import_rows.tasks_planned(project=project, rows=validation.rows)
+    limit = settings.PREFLOOP_IMPORT_MAX_TASKS
+    if planned > limit:
+        raise ImportTooLarge(
+            f"the file would create up to {planned:,} tasks; the limit is {limit:,} per "
+            "import (PREFLOOP_IMPORT_MAX_TASKS): split it into smaller files"
+        )
+    return planned + len(validation.rows)
+
+
+def report_finish(
+    report: ImportReport, *, rows: int, counts: Counter, issues: list
+) -> ImportReport:
+    report.errors = sorted(report.errors + issues, key=lambda e: e["line"])
+    report.rows_imported = rows - len(issues)
+    report.imported = report.rows_imported > 0
+    report.created = {name: counts[(name, True)] for name in ENTITIES}
+    report.existing = {name: counts[(name, False)] for name in ENTITIES}
+    return report
+
+
+def paths_hidden(message: str, path: Path) -> str:
+    """``message`` without server paths: the upload's scratch file and the temp folder."""
+    message = message.replace(str(path), "the upload")
+    temp = re.escape(tempfile.gettempdir().rstrip("/"))
+    return re.sub(temp + r"/[^\s'\",:;)]*", "<temporary file>", message)
+
+
+def _validate(path: Path, fmt: str, limits: ImportLimits) -> Validation:
+    try:
+        return file_validate(path, fmt=fmt, limits=limits)
+    except FileTooLarge as exc:
+        raise ImportTooLarge(str(exc)) from exc
+    except FileRejected as exc:
+        raise ImportRejected(str(exc)) from exc
 
 
 @transaction.atomic
@@ -159,15 +224,6 @@ def import_project_resolve(
     return projects.project_create(slug=slug, owner=owner), True
 
 
-def import_user_get_or_create(*, project: Project) -> AbstractBaseUser:
-    """The per-project pseudo-annotator that imported verdicts are recorded under."""
-    return projects.annotator_user_get_or_create(
-        username=f"{IMPORT_USER_PREFIX}{project.slug}",
-        kind=AnnotatorProfile.Kind.AI,
-        config={"role": "import", "project": project.slug},
-    )
-
-
 def _report_start(validation: Validation) -> ImportReport:
     report = ImportReport(
         imported=False,
@@ -180,114 +236,3 @@ def _report_start(validation: Validation) -> ImportReport:
     if validation.ignored_columns:
         report.warnings.append(f"ignored columns: {', '.join(validation.ignored_columns)}")
     return report
-
-
-def _rows_write(project: Project, rows: list[ImportRow], source: str) -> tuple[Counter, list]:
-    """Write each row in its own savepoint; a conflicting row is rolled back and reported."""
-    counts: Counter = Counter()
-    issues = []
-    user = None
-    if any(row.kind in (PREFERENCE, UNPAIRED) for row in rows):
-        user = import_user_get_or_create(project=project)
-    for row in rows:
-        events: Counter = Counter()
-        try:
-            with transaction.atomic():
-                _row_write(project, row, events, user, source)
-        except _RowConflict as exc:
-            issues.append({"line": row.line, "where": row.where, "reason": str(exc)})
-        else:
-            counts.update(events)
-    return counts, issues
-
-
-def _row_write(project: Project, row: ImportRow, events: Counter, user, source: str) -> None:
-    prompt, created = content.prompt_get_or_create(
-        project=project, messages=row.messages, tags=row.tags,
-        split=row.split or Prompt.Split.TRAIN,
-    )  # fmt: skip
-    events["prompts", created] += 1
-    if row.kind == PROMPT_RESPONSES:
-        responses = [_response(prompt, text, model, events) for text, model in row.responses]
-        _tasks_for_responses(project, responses, events)
-    elif row.kind == PREFERENCE:
-        chosen = _response(prompt, row.chosen, "", events)
-        rejected = _response(prompt, row.rejected, "", events)
-        task, choice = _pair_task(project, chosen, rejected, events)
-        _judgment_import(task, user, choice, source, events)
-    elif row.kind == UNPAIRED:
-        response = _response(prompt, row.completion, "", events)
-        task, created = content.task_get_or_create(project=project, response_a=response)
-        events["tasks", created] += 1
-        _feedback_import(task, response, user, row.label, source, events)
-
-
-def _response(prompt: Prompt, text: str, model: str, events: Counter) -> Response:
-    response, created = content.response_get_or_create(
-        prompt=prompt, text=text, source=Response.Source.IMPORTED,
-        metadata={"model": model} if model else {},
-    )  # fmt: skip
-    events["responses", created] += 1
-    return response
-
-
-def _pair_task(project: Project, first: Response, second: Response, events: Counter):
-    """The pairwise task for two responses in either order; the choice ``first`` wins."""
-    reverse = Task.objects.filter(
-        kind=Task.Kind.PAIRWISE, pair_key=f"{second.pk}:{first.pk}"
-    ).first()
-    if reverse is not None:
-        events["tasks", False] += 1
-        return reverse, Judgment.Choice.B
-    task, created = content.task_get_or_create(project=project, response_a=first, response_b=second)
-    events["tasks", created] += 1
-    return task, Judgment.Choice.A
-
-
-def _tasks_for_responses(project: Project, responses: list[Response], events: Counter) -> None:
-    """Make imported responses ready to label: every pair, and thumbs if enabled."""
-    unique = list({r.pk: r for r in responses}.values())
-    if project.pairwise_enabled:
-        for i, first in enumerate(unique):
-            for second in unique[i + 1 :]:
-                _pair_task(project, first, second, events)
-    if project.binary_enabled:
-        for response in unique:
-            _, created = content.task_get_or_create(project=project, response_a=response)
-            events["tasks", created] += 1
-
-
-def _judgment_import(task: Task, user, choice: str, source: str, events: Counter) -> None:
-    existing = Judgment.objects.filter(task=task, annotator=user).first()
-    if existing is not None:
-        if existing.choice != choice:
-            raise _RowConflict(MSG_CONTRADICTS.format(what="pair"))
-        events["judgments", False] += 1
-        return
-    Judgment.objects.create(
-        task=task, annotator=user, choice=choice, source=Judgment.Source.IMPORTED,
-        metadata={"import": source},
-    )  # fmt: skip
-    _done_count_bump(task)
-    events["judgments", True] += 1
-
-
-def _feedback_import(task, response, user, label: bool, source: str, events: Counter) -> None:
-    existing = Feedback.objects.filter(response=response, annotator=user).first()
-    if existing is not None:
-        if existing.thumbs_up != label:
-            raise _RowConflict(MSG_CONTRADICTS.format(what="completion"))
-        events["feedback", False] += 1
-        return
-    Feedback.objects.create(
-        response=response, task=task, annotator=user, thumbs_up=label,
-        source=Feedback.Source.IMPORTED, metadata={"import": source},
-    )  # fmt: skip
-    _done_count_bump(task)
-    events["feedback", True] += 1
-
-
-def _done_count_bump(task: Task) -> None:
-    Task.objects.filter(pk=task.pk, done_count__lt=F("overlap_wanted")).update(
-        done_count=F("done_count") + 1
-    )

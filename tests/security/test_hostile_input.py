@@ -201,7 +201,8 @@ def test_formula_cells_are_escaped_in_csv_and_left_alone_in_jsonl(api, project):
     jsonl_chosen = {json.loads(line)["chosen"] for line in data.splitlines()}
     assert jsonl_chosen == set(FORMULAS)  # the training data keeps the exact text
     download = api.get(url + "?file=data.csv")
-    assert download.status_code == 200 and download["Content-Type"] == "text/csv"
+    assert download.status_code == 200
+    assert download["Content-Type"] == "text/csv; charset=utf-8"
     table = list(csv.DictReader(io.StringIO(b"".join(download.streaming_content).decode())))
     assert {row["chosen"] for row in table} == {"'" + text for text in FORMULAS}
     assert all(not row[c].startswith(("=", "+", "-", "@", "\t", "\r"))
