@@ -74,3 +74,38 @@ def test_a_converted_file_is_reused_by_hash_without_loading(tmp_path):
 
 def test_llama_is_supported():
     assert {"llama", "qwen2", "mistral"} <= set(supported_architectures())
+
+
+@pytest.mark.django_db
+def test_registering_a_gguf_records_the_conversion_and_is_idempotent(tmp_path, settings):
+    from generation.model_import import model_version_register_gguf
+
+    settings.MODELS_DIR = tmp_path / "models"
+    path = write_gguf(tmp_path / "m.gguf", "llama")
+    sha = file_sha256(path)
+    folder = settings.MODELS_DIR / f"gguf-{sha[:16]}"
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text("{}")
+    (folder / METADATA_FILE).write_text(json.dumps({
+        "folder": str(folder), "sha256": sha, "architecture": "llama", "quantization": "Q4_1",
+        "dtype": "float32", "parameters": 32, "source_file": "m.gguf"}))
+    version = model_version_register_gguf(name="tiny-gguf", gguf_path=str(path))
+    assert version.source == str(folder)
+    assert version.metadata["gguf"]["sha256"] == sha
+    assert version.metadata["gguf"]["quantization"] == "Q4_1"
+    again = model_version_register_gguf(name="tiny-gguf", gguf_path=str(path))
+    assert again.pk == version.pk
+
+
+@pytest.mark.django_db
+def test_registering_an_unconvertible_gguf_is_a_validation_error(tmp_path, settings):
+    from django.core.exceptions import ValidationError
+
+    from generation.model_import import model_version_register_gguf
+    from generation.models import ModelVersion
+
+    settings.MODELS_DIR = tmp_path / "models"
+    path = write_gguf(tmp_path / "m.gguf", "rwkv9")
+    with pytest.raises(ValidationError, match="cannot convert"):
+        model_version_register_gguf(name="nope", gguf_path=str(path))
+    assert not ModelVersion.objects.filter(name="nope").exists()
