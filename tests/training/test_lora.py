@@ -11,7 +11,7 @@ import torch
 from safetensors.torch import load_file
 from torch.testing import assert_close
 
-from training.core import data, lora, objective, train
+from training.core import data, lora, modelio, objective
 from training.core.config import TrainConfig
 from training.core.logps import LogpsHead, sequence_logps
 from training.core.train import main
@@ -86,8 +86,8 @@ def test_lora_run_saves_a_merged_loadable_model(tmp_path, model_dir, pairs_path,
     from transformers import AutoModelForCausalLM
 
     loads = []
-    real_load = train.load_model
-    monkeypatch.setattr(train, "load_model", lambda *a: loads.append(a[0]) or real_load(*a))
+    real_load = modelio.load_model
+    monkeypatch.setattr(modelio, "load_model", lambda *a: loads.append(a[0]) or real_load(*a))
     cfg = config(tmp_path, model_dir, pairs_path, "run", keep_checkpoints=True)
     summary = main(cfg)
     assert loads == [model_dir]  # the policy only: no reference model, precomputed or live

@@ -13,6 +13,9 @@ Everything is written under a temporary name in the same directory and moved int
 never a half-written directory under a real name. ``final/`` appears only when it is complete,
 and ``final/prefloop_training.json`` is written before the move: its presence marks a finished
 run. A partial run has ``checkpoints/`` and no ``final/``.
+
+The trainer calls three functions here: :func:`resume` (restore the newest checkpoint, or start
+clean), :func:`save_state` (every rank calls it; rank 0 writes) and :func:`save_final_model`.
 """
 
 from __future__ import annotations
@@ -21,8 +24,13 @@ import json
 import os
 import random
 import shutil
+from dataclasses import dataclass
 
 import torch
+
+from training.core import distributed
+from training.core.config import TrainConfig
+from training.core.modelio import Policy, final_model, model_state, restore_state
 
 CHECKPOINTS = "checkpoints"
 FINAL = "final"
@@ -147,3 +155,89 @@ def truncate_metrics(path: str, step: int) -> None:
     with open(path) as fh:
         lines = [ln for ln in fh if ln.strip() and json.loads(ln).get("step", 0) <= step]
     atomic_write_text(path, "".join(lines))
+
+
+@dataclass
+class Position:
+    """Where a run (re)starts: optimizer steps done, epoch, step group within the epoch, and the
+    epoch's data order when it stopped mid-epoch (None: compute it from the seed)."""
+
+    step: int = 0
+    epoch: int = 0
+    group: int = 0
+    order: list | None = None
+
+
+def resume(
+    cfg: TrainConfig, d: distributed.Dist, policy: Policy, optimizer, scheduler, metrics_path: str
+) -> Position:
+    """With ``cfg.resume``: load the newest checkpoint into model, optimizer, scheduler and RNG and
+    drop the metrics logged after it; otherwise (or with none) start clean at step 0."""
+    state = load_latest_checkpoint(cfg.output_dir) if cfg.resume else None
+    main_step = distributed.broadcast_object(state and state["step"], d)
+    if (state and state["step"]) != main_step:
+        raise RuntimeError(
+            f"rank {d.rank} sees checkpoint step {state and state['step']}, rank 0 {main_step}: "
+            "to resume, --output-dir must be on a filesystem every node shares"
+        )
+    if state is None:
+        if d.is_main and os.path.exists(metrics_path):
+            os.remove(metrics_path)
+        return Position()
+    check_resume_config(state["config"], cfg.to_dict())
+    restore_state(cfg, policy, state, optimizer)
+    scheduler.load_state_dict(state["scheduler"])
+    set_rng_state(state["rng"])
+    if d.is_main:
+        truncate_metrics(metrics_path, state["step"])
+    return Position(state["step"], state["epoch"], state["group"], state["order"])
+
+
+def save_state(
+    cfg: TrainConfig,
+    d: distributed.Dist,
+    policy: Policy,
+    optimizer,
+    scheduler,
+    *,
+    resume_at: Position,
+) -> None:
+    """Checkpoint after ``resume_at.step`` optimizer steps; a resumed run continues at
+    ``resume_at``. Every rank calls it (FSDP gathers the state to rank 0, which writes); all wait
+    until it is on disk."""
+    model_sd, optim_sd = model_state(cfg, policy, optimizer, d)
+    if d.is_main:
+        state = {
+            "model": model_sd,
+            "optimizer": optim_sd,
+            "scheduler": scheduler.state_dict(),
+            "rng": rng_state(),
+            "step": resume_at.step,
+            "epoch": resume_at.epoch,
+            "group": resume_at.group,
+            "order": resume_at.order,
+            "config": cfg.to_dict(),
+        }
+        save_checkpoint(cfg.output_dir, resume_at.step, state)
+    distributed.barrier(d)
+
+
+def save_final_model(
+    cfg: TrainConfig, d: distributed.Dist, policy: Policy, tokenizer, summary: dict
+) -> None:
+    """Write ``final/`` (rank 0; FSDP: every rank must call) and drop the checkpoints unless
+    ``keep_checkpoints``."""
+    model = final_model(cfg, policy, d)
+    if not d.is_main:
+        return
+    import transformers
+
+    info = {
+        "config": cfg.to_dict(),
+        "summary": summary,
+        "lora": summary["lora"],
+        "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
+    }
+    save_final(cfg.output_dir, model, tokenizer, info)
+    if not cfg.keep_checkpoints:
+        shutil.rmtree(os.path.join(cfg.output_dir, CHECKPOINTS), ignore_errors=True)

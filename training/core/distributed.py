@@ -24,10 +24,14 @@ from __future__ import annotations
 import contextlib
 import inspect
 import os
+import signal
+import sys
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+
+PR_SET_PDEATHSIG = 1
 
 
 @dataclass
@@ -63,6 +67,20 @@ def setup(device_name: str = "") -> tuple[Dist, torch.device]:
         torch.cuda.set_device(d.local_rank)
         return d, torch.device("cuda", d.local_rank)
     return d, torch.device("cpu")
+
+
+def die_with_parent() -> None:
+    """With ``PREFLOOP_DIE_WITH_PARENT=1`` (set by the platform's runner), ask Linux to SIGKILL
+    this process when its parent (torchrun) dies: torchrun starts each rank in a session of its
+    own and cannot forward a SIGKILL, so without this a killed launcher leaves ranks running."""
+    if os.environ.get("PREFLOOP_DIE_WITH_PARENT") != "1" or not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    parent = os.getppid()
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def teardown(d: Dist) -> None:

@@ -6,6 +6,8 @@
   mismatched KL sequences, the cached reference log-probs).
 - :func:`reference_logps` looks reference log-probs up in the cache or runs the live reference.
 - :func:`compute_loss` returns the micro-batch's mean loss and its metrics.
+- :class:`Objective` binds them to one run (model, reference, ranks, device): this rank's share
+  of a global batch, the loss of a micro-batch, a held-out evaluation.
 
 Metric definitions (shared by training and evaluation):
 
@@ -21,12 +23,14 @@ Metric definitions (shared by training and evaluation):
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 
 from training import losses
-from training.core import data
+from training.core import data, distributed
 from training.core.config import TrainConfig
 from training.core.logps import INPUT_KEYS
 from training.core.logps import batch_logps as _logps
@@ -233,3 +237,65 @@ def aggregate(stats: list[dict], reduce_sum=None) -> dict:
         chosen, rejected = out["chosen_reward"], out["rejected_reward"]
         out["reward_margin"] = None if chosen is None or rejected is None else chosen - rejected
     return out | {"rows": int(flat[-1])}
+
+
+@dataclass
+class Objective:
+    """One run's micro-batches: ``head`` is the policy's (wrapped) ``LogpsHead``, ``ref_model``
+    the live reference (None when cached or not needed); see ``distributed.py`` for the ranks."""
+
+    cfg: TrainConfig
+    head: torch.nn.Module
+    ref_model: object
+    d: distributed.Dist
+    device: torch.device
+    pad_id: int
+    shared_prefix: bool
+
+    def autocast(self):
+        """bf16 autocast on CUDA only; weights stay float32."""
+        enabled = self.cfg.bf16 and self.device.type == "cuda"
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=enabled)
+
+    def batches(self, split: Split, idx_batches: list[list[int]]) -> Iterator[tuple]:
+        """(batch of this rank's rows, whether they count, this rank's loss weight)."""
+        for idx in idx_batches:
+            mine, counts = distributed.shard(idx, self.d)
+            b = data.make_batch(
+                split.snap, mine, self.cfg.max_length, self.pad_id, split.kl, self.shared_prefix
+            )
+            weight = len(mine) * self.d.world / len(idx) if counts else 0.0  # DDP averages ranks
+            yield {k: v.to(self.device) for k, v in b.items()}, counts, weight
+
+    def loss(self, split: Split, batch: dict, counts: bool) -> tuple[torch.Tensor, dict]:
+        """:func:`compute_loss` of this rank's micro-batch; a stand-in's stats count nowhere."""
+        chunk = self.cfg.logps_chunk_size
+        # KTO's z0 over all ranks' rows of the batch
+        kl_mean = (
+            partial(distributed.global_mean, counts=counts, d=self.d) if self.d.enabled else None
+        )
+        loss, stats = compute_loss(
+            self.cfg,
+            self.head,
+            batch,
+            lambda b: reference_logps(split, b, self.ref_model, chunk),
+            kl_mean,
+        )
+        return loss, stats if counts else without_weight(stats)
+
+    def reduce_sum(self, values: list[float]) -> list[float]:
+        """Totals over all ranks."""
+        return distributed.all_reduce_sum(values, self.d, self.device)
+
+    def aggregate(self, stats: list[dict]) -> dict:
+        return aggregate(stats, self.reduce_sum)
+
+    def evaluate(self, split: Split) -> dict:
+        """Metrics over all of ``split`` (every rank its share), without gradients."""
+        self.head.eval()
+        stats = []
+        with torch.no_grad(), self.autocast():
+            for batch, counts, _ in self.batches(split, split.eval_batches(self.cfg.batch_size)):
+                stats.append(self.loss(split, batch, counts)[1])
+        self.head.train()
+        return self.aggregate(stats)

@@ -10,6 +10,9 @@ its files (name, size, mtime: a path re-used for new weights gets a new key), an
 the exact token ids scored (which covers the tokenizer, the chat template, ``max_length`` and
 KTO's KL pairing). The file is written to a temporary name and moved into place with
 ``os.replace``, so a crash never leaves a half-written cache that looks valid.
+
+:func:`setup` is what the trainer calls: it picks the reference for a run (cached log-probs, a
+live frozen model, or the LoRA policy with its adapters off).
 """
 
 from __future__ import annotations
@@ -21,8 +24,9 @@ from array import array
 
 import torch
 
-from training.core import distributed
-from training.core.data import Sequence, collate
+from training.core import distributed, lora, modelio
+from training.core.config import TrainConfig
+from training.core.data import Sequence, collate, reference_sequences
 from training.core.logps import batch_logps
 
 
@@ -169,3 +173,52 @@ def _gather(
         idx = list(range(rank, n, d.world))
         out[torch.tensor(idx, dtype=torch.long)] = p[: len(idx)].cpu()
     return out
+
+
+def setup(
+    cfg: TrainConfig,
+    policy: modelio.Policy,
+    splits: list,
+    *,
+    pad_id: int,
+    device: torch.device,
+    d: distributed.Dist,
+) -> tuple[object, list[bool]]:
+    """The run's reference: ``(live model or None, cache hits)``.
+
+    With ``precompute_ref`` each split's ``ref`` is filled with cached log-probs and no model
+    stays in memory; otherwise the reference is a frozen model, or, for LoRA when the reference
+    is the starting policy, the policy itself with its adapters off (no second model).
+    ``splits`` are ``objective.Split`` s (None entries are skipped)."""
+    if not cfg.needs_reference():
+        return None, []
+    ref_path = cfg.reference_path or cfg.policy_path
+    adapters_off = cfg.lora_r > 0 and ref_path == cfg.policy_path
+    if not cfg.precompute_ref:
+        if adapters_off:
+            return lora.AdaptersOff(policy.head, policy.model), []
+        return modelio.load_model(ref_path, device).eval().requires_grad_(False), []
+
+    def load(path: str):
+        if adapters_off:
+            return lora.AdaptersOff(policy.head, policy.model)
+        return modelio.load_model(path, device).eval()
+
+    hits = []
+    for split in filter(None, splits):
+        split.ref, hit = precompute(
+            load,
+            ref_path,
+            split.snap.sha256,
+            reference_sequences(split.snap, split.kl),
+            cache_dir=cfg.ref_cache_dir or os.path.join(cfg.output_dir, "ref_cache"),
+            max_length=cfg.max_length,
+            pad_id=pad_id,
+            batch_size=cfg.batch_size,
+            device=device,
+            chunk_size=cfg.logps_chunk_size,
+            autocast=cfg.bf16 and device.type == "cuda",
+            dist=d,
+        )
+        hits.append(hit)
+    return None, hits

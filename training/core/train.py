@@ -40,16 +40,14 @@ import json
 import math
 import os
 import random
-import shutil
 import sys
 import time
 
 import torch
 
-from training.core import checkpoint, data, distributed, lora, objective, reference
+from training.core import checkpoint, data, distributed, lora, modelio, objective, reference
 from training.core.config import TrainConfig, check_config, config_from_args
-from training.core.logps import LogpsHead, supports_shared_prefix
-from training.core.modelio import final_model, load_model, model_state, restore_state
+from training.core.modelio import load_model
 
 __all__ = ["METRIC_PREFIX", "load_model", "main"]
 
@@ -100,7 +98,9 @@ def emit(path: str, record: dict, on_record=None) -> None:
         k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in record.items()
     }
     line = json.dumps(record)
-    print(METRIC_PREFIX + line, flush=True)
+    # one write per line: other ranks share the pipe, and a split write could interleave
+    sys.stdout.write(f"{METRIC_PREFIX}{line}\n")
+    sys.stdout.flush()
     with open(path, "a") as fh:
         fh.write(line + "\n")
     if on_record is not None:
@@ -138,124 +138,38 @@ def _train(cfg: TrainConfig, d: distributed.Dist, device: torch.device, on_recor
 
     random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
-    use_autocast = cfg.bf16 and device.type == "cuda"
-
-    def autocast():  # bf16 autocast on CUDA only; weights stay float32
-        return torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_autocast)
-
     t_begin = time.time()
 
     # ---- data: snapshot -> token ids -> train / eval splits (every rank tokenises all of it)
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(cfg.policy_path)
-    pad_id = pad_token_id(tokenizer)
     snap, train, evals = objective.load_splits(cfg, tokenizer)
 
-    # ---- models: policy (trained; LoRA: adapters only) inside a LogpsHead, wrapped for
-    # DDP / FSDP; reference (frozen: precomputed log-probs, a live model, or adapters off)
-    policy = load_model(cfg.policy_path, device)
-    if cfg.gradient_checkpointing:
-        policy.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    if cfg.lora_r:
-        policy = lora.add_adapters(policy, cfg)
-    policy.train()
-    fsdp = cfg.fsdp and d.enabled
-    head = distributed.wrap(LogpsHead(policy, cfg.logps_chunk_size), d, device, fsdp)
-    shared_prefix = cfg.prefix_sharing and supports_shared_prefix(policy)
-    ref_path = cfg.reference_path or cfg.policy_path
-    adapters_off = cfg.lora_r > 0 and ref_path == cfg.policy_path  # no second model
-    ref_model, ref_cache_hits = None, []
-    if cfg.needs_reference() and cfg.precompute_ref:
-        for split in filter(None, (train, evals)):
-            split.ref, hit = reference.precompute(
-                (lambda p: lora.AdaptersOff(head, policy))
-                if adapters_off
-                else (lambda p: load_model(p, device).eval()),
-                ref_path,
-                split.snap.sha256,
-                data.reference_sequences(split.snap, split.kl),
-                cache_dir=cfg.ref_cache_dir or os.path.join(cfg.output_dir, "ref_cache"),
-                max_length=cfg.max_length,
-                pad_id=pad_id,
-                batch_size=cfg.batch_size,
-                device=device,
-                chunk_size=cfg.logps_chunk_size,
-                autocast=use_autocast,
-                dist=d,
-            )
-            ref_cache_hits.append(hit)
-    elif cfg.needs_reference() and adapters_off:
-        ref_model = lora.AdaptersOff(head, policy)
-    elif cfg.needs_reference():
-        ref_model = load_model(ref_path, device).eval().requires_grad_(False)
-
-    def ref_fn_for(split: objective.Split):
-        return lambda batch: objective.reference_logps(
-            split, batch, ref_model, cfg.logps_chunk_size
-        )
-
-    def reduce_sum(values: list[float]) -> list[float]:  # totals over all ranks
-        return distributed.all_reduce_sum(values, d, device)
-
-    def kl_mean_for(counts: bool):  # KTO's z0 over all ranks' rows of the batch
-        return (lambda diff: distributed.global_mean(diff, counts, d)) if d.enabled else None
-
-    def batches_of(split: objective.Split, idx_batches: list[list[int]]):
-        """(batch of this rank's rows, whether they count, this rank's loss weight)."""
-        for idx in idx_batches:
-            mine, counts = distributed.shard(idx, d)
-            b = data.make_batch(split.snap, mine, cfg.max_length, pad_id, split.kl, shared_prefix)
-            weight = len(mine) * d.world / len(idx) if counts else 0.0  # DDP averages ranks
-            yield {k: v.to(device) for k, v in b.items()}, counts, weight
-
-    def evaluate(split: objective.Split) -> dict:
-        head.eval()
-        stats = []
-        with torch.no_grad(), autocast():
-            for batch, counts, _ in batches_of(split, split.eval_batches(cfg.batch_size)):
-                ref_fn = ref_fn_for(split)
-                s = objective.compute_loss(cfg, head, batch, ref_fn, kl_mean_for(counts))[1]
-                stats.append(s if counts else objective.without_weight(s))
-        head.train()
-        return objective.aggregate(stats, reduce_sum)
+    # ---- models: the policy (LoRA: adapters only) wrapped for DDP / FSDP, and the frozen
+    # reference (cached log-probs, a live model, or the policy with its adapters off)
+    policy = modelio.load_policy(cfg, d, device)
+    pad_id = pad_token_id(tokenizer)
+    ref_model, ref_cache_hits = reference.setup(
+        cfg, policy, [train, evals], pad_id=pad_id, device=device, d=d
+    )
+    obj = objective.Objective(cfg, policy.head, ref_model, d, device, pad_id, policy.shared_prefix)
 
     # ---- optimizer and schedule
-    params = [p for p in head.parameters() if p.requires_grad]
+    params = policy.trainable()
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     micro_per_epoch = len(data.epoch_batches(train.snap, cfg.batch_size, cfg.seed, 0, train.blocks))
-    steps_per_epoch = math.ceil(micro_per_epoch / cfg.grad_accum)
-    total_steps = cfg.epochs * steps_per_epoch
+    total_steps = cfg.epochs * math.ceil(micro_per_epoch / cfg.grad_accum)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lr_factor(cfg.schedule, cfg.warmup, total_steps)
     )
 
     # ---- resume: model, optimizer, scheduler, RNG, position and the epoch's data order
-    step, start_epoch, start_group, saved_order = 0, 0, 0, None
-    state = checkpoint.load_latest_checkpoint(cfg.output_dir) if cfg.resume else None
-    main_step = distributed.broadcast_object(state and state["step"], d)
-    if (state and state["step"]) != main_step:
-        raise RuntimeError(
-            f"rank {d.rank} sees checkpoint step {state and state['step']}, rank 0 {main_step}: "
-            "to resume, --output-dir must be on a filesystem every node shares"
-        )
-    if state is not None:
-        checkpoint.check_resume_config(state["config"], cfg.to_dict())
-        restore_state(cfg, state, policy, head, optimizer, fsdp)
-        scheduler.load_state_dict(state["scheduler"])
-        checkpoint.set_rng_state(state["rng"])
-        step, start_epoch, start_group = state["step"], state["epoch"], state["group"]
-        saved_order = state["order"]
-        if d.is_main:
-            checkpoint.truncate_metrics(metrics_path, step)
-    elif d.is_main and os.path.exists(metrics_path):
-        os.remove(metrics_path)
-    state = None  # the checkpoint's tensors are loaded; free them
-    start_step = step
+    start = checkpoint.resume(cfg, d, policy, optimizer, scheduler, metrics_path)
     log(
         {
             "type": "start",
-            "step": step,
+            "step": start.step,
             "total_steps": total_steps,
             "algorithm": cfg.algorithm,
             "train_rows": len(train.snap.rows),
@@ -263,45 +177,40 @@ def _train(cfg: TrainConfig, d: distributed.Dist, device: torch.device, on_recor
             "truncated_rows": snap.num_truncated,
             "dropped_rows": snap.num_dropped,
             "ref_cache_hits": ref_cache_hits,
-            "resumed": start_step > 0,
+            "resumed": start.step > 0,
             "device": str(device),
             "world_size": d.world,
-            "fsdp": fsdp,
+            "fsdp": policy.fsdp,
             "lora": cfg.lora_r > 0,
-            "prefix_sharing": shared_prefix,
+            "prefix_sharing": policy.shared_prefix,
         }
     )
 
     # ---- the loop
-    last = {}
-    for epoch in range(start_epoch, cfg.epochs):
-        if saved_order is not None and epoch == start_epoch:
-            order = saved_order
+    step, last = start.step, {}
+    for epoch in range(start.epoch, cfg.epochs):
+        if start.order is not None and epoch == start.epoch:
+            order = start.order
         else:
             order = data.epoch_batches(train.snap, cfg.batch_size, cfg.seed, epoch, train.blocks)
         groups = [order[i : i + cfg.grad_accum] for i in range(0, len(order), cfg.grad_accum)]
-        for g in range(start_group if epoch == start_epoch else 0, len(groups)):
+        for g in range(start.group if epoch == start.epoch else 0, len(groups)):
             t0 = time.perf_counter()
-            stats, tokens = [], 0
-            n_micro = len(groups[g])
-            for i, (batch, counts, weight) in enumerate(batches_of(train, groups[g])):
+            stats, tokens, n_micro = [], 0, len(groups[g])
+            for i, (batch, counts, weight) in enumerate(obj.batches(train, groups[g])):
                 # gradients are all-reduced once per step, in the last micro-batch's backward
-                with distributed.no_grad_sync(head, sync=i + 1 == n_micro), autocast():
-                    loss, s = objective.compute_loss(
-                        cfg, head, batch, ref_fn_for(train), kl_mean_for(counts)
-                    )
+                with distributed.no_grad_sync(policy.head, sync=i + 1 == n_micro), obj.autocast():
+                    loss, s = obj.loss(train, batch, counts)
                     (loss * weight / n_micro).backward()
-                stats.append(s if counts else objective.without_weight(s))
+                stats.append(s)
                 tokens += data.batch_tokens(batch) * counts
-            max_norm = cfg.clip if cfg.clip > 0 else float("inf")
-            grad_norm = distributed.clip_grad_norm(params, max_norm)
+            grad_norm = distributed.clip_grad_norm(params, cfg.clip if cfg.clip > 0 else math.inf)
             lr = scheduler.get_last_lr()[0]
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             step += 1
-            metrics = objective.aggregate(stats, reduce_sum)
-            tokens = reduce_sum([tokens])[0]
+            metrics, tokens = obj.aggregate(stats), obj.reduce_sum([tokens])[0]
             if device.type == "cuda":
                 torch.cuda.synchronize()
             dt = time.perf_counter() - t0
@@ -319,38 +228,23 @@ def _train(cfg: TrainConfig, d: distributed.Dist, device: torch.device, on_recor
             log(last)
 
             if evals and cfg.eval_every and step % cfg.eval_every == 0 and step < total_steps:
-                log({"type": "eval", "step": step, **evaluate(evals)})
+                log({"type": "eval", "step": step, **obj.evaluate(evals)})
             end_of_epoch = g + 1 == len(groups)
             if (cfg.checkpoint_every and step % cfg.checkpoint_every == 0) or (
                 not cfg.checkpoint_every and end_of_epoch
             ):
-                model_sd, optim_sd = model_state(cfg, policy, head, optimizer, fsdp, d)
-                if d.is_main:
-                    checkpoint.save_checkpoint(
-                        cfg.output_dir,
-                        step,
-                        {
-                            "model": model_sd,
-                            "optimizer": optim_sd,
-                            "scheduler": scheduler.state_dict(),
-                            "rng": checkpoint.rng_state(),
-                            "step": step,
-                            "epoch": epoch + end_of_epoch,
-                            "group": 0 if end_of_epoch else g + 1,
-                            "order": None if end_of_epoch else order,
-                            "config": cfg.to_dict(),
-                        },
-                    )
-                distributed.barrier(d)
-            if (
-                cfg.stop_after_steps
-                and step - start_step >= cfg.stop_after_steps
-                and step < total_steps
-            ):
-                return {"status": "stopped", "step": step, "total_steps": total_steps}
+                resume_at = (
+                    checkpoint.Position(step, epoch + 1)
+                    if end_of_epoch
+                    else checkpoint.Position(step, epoch, g + 1, order)
+                )
+                checkpoint.save_state(cfg, d, policy, optimizer, scheduler, resume_at=resume_at)
+            if cfg.stop_after_steps and step - start.step >= cfg.stop_after_steps:
+                if step < total_steps:
+                    return {"status": "stopped", "step": step, "total_steps": total_steps}
 
     # ---- held-out evaluation and the final model
-    eval_metrics = evaluate(evals) if evals else None
+    eval_metrics = obj.evaluate(evals) if evals else None
     if eval_metrics:
         log({"type": "eval", "step": step, **eval_metrics})
     summary = {
@@ -365,41 +259,21 @@ def _train(cfg: TrainConfig, d: distributed.Dist, device: torch.device, on_recor
         "dropped_rows": snap.num_dropped,
         "snapshot_sha256": snap.sha256,
         "world_size": d.world,
-        "lora": lora.summary(policy, cfg) if cfg.lora_r else None,
+        "lora": lora.summary(policy.model, cfg) if cfg.lora_r else None,
         "last_train": last,
         "eval": eval_metrics,
         "elapsed_s": time.time() - t_begin,
         "final_dir": os.path.join(cfg.output_dir, checkpoint.FINAL),
     }
-    model = final_model(cfg, policy, head, fsdp, d)
-    if d.is_main:
-        import transformers
-
-        checkpoint.save_final(
-            cfg.output_dir,
-            model,
-            tokenizer,
-            {
-                "config": cfg.to_dict(),
-                "summary": summary,
-                "lora": summary["lora"],
-                "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
-            },
-        )
-        if not cfg.keep_checkpoints:
-            shutil.rmtree(os.path.join(cfg.output_dir, checkpoint.CHECKPOINTS), ignore_errors=True)
-        log(
-            {
-                "type": "end",
-                "step": step,
-                "eval_accuracy": eval_metrics and eval_metrics.get("reward_accuracy"),
-            }
-        )
+    checkpoint.save_final_model(cfg, d, policy, tokenizer, summary)
+    accuracy = eval_metrics and eval_metrics.get("reward_accuracy")
+    log({"type": "end", "step": step, "eval_accuracy": accuracy})
     distributed.barrier(d)
     return summary
 
 
 if __name__ == "__main__":
+    distributed.die_with_parent()
     result = main(config_from_args(sys.argv[1:]))
     if int(os.environ.get("RANK", "0")) == 0:
         print(json.dumps(result, default=str))
