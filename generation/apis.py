@@ -1,33 +1,39 @@
 """REST API of the generation app: the model registry and generation jobs.
 
-Owners of a project start, watch and cancel its generation jobs; staff and project
-owners register model versions (a local folder on the workers, or a hub id), and
-staff, owners and reviewers read the registry (annotators never see model names).
+Owners of a project start, watch and cancel its generation jobs. The registry follows
+``generation.ownership``: with ``?project=<slug>`` a project's owners register its
+model versions (a local folder on the workers, or a hub id) and its owners and
+reviewers read them (with the site-wide ones); without it, staff register site-wide
+versions, and staff and the owners and reviewers of any project read them. Annotators
+never see model names.
 """
 
 from __future__ import annotations
 
 from django.conf import settings
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from drf_spectacular.utils import extend_schema, extend_schema_serializer
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from generation import selectors, services
+from generation import ownership, selectors, services
 from generation.backends.base import ModelLoadError, check_model_source_confined
 from generation.models import GenerationJob, ModelVersion
 
-READERS_ONLY = "Only staff and project owners and reviewers read the model registry."
+MODELS = "model versions"
+PROJECT_PARAM, project_param = ownership.PROJECT_PARAM, ownership.project_param
 
 
 class ModelVersionSerializer(serializers.ModelSerializer):
     parent = serializers.SlugRelatedField(slug_field="name", read_only=True, allow_null=True)
+    project = serializers.SlugRelatedField(slug_field="slug", read_only=True, allow_null=True)
 
     class Meta:
         model = ModelVersion
-        fields = ["id", "name", "source", "parent", "version", "round_index", "notes", "created_at"]
+        fields = ["id", "name", "project", "source", "parent", "version", "round_index", "notes",
+                  "created_at"]  # fmt: skip
 
 
 class GenerationJobSerializer(serializers.ModelSerializer):
@@ -51,23 +57,22 @@ class GenerationJobSerializer(serializers.ModelSerializer):
         return selectors.generation_job_progress(job=job)
 
 
-def _model_reader_required(request: Request) -> None:
-    if not selectors.user_may_read_models(user=request.user):
-        raise PermissionDenied(READERS_ONLY)
-
-
 class ModelVersionListApi(APIView):
-    @extend_schema(responses=ModelVersionSerializer(many=True))
+    @extend_schema(parameters=[PROJECT_PARAM], responses=ModelVersionSerializer(many=True))
     def get(self, request: Request) -> Response:
-        _model_reader_required(request)
-        return Response(ModelVersionSerializer(selectors.model_version_list(), many=True).data)
+        project = ownership.owner_for_read(user=request.user, slug=project_param(request),
+                                           what=MODELS)  # fmt: skip
+        versions = selectors.model_version_list(project=project)
+        return Response(ModelVersionSerializer(versions, many=True).data)
 
 
 class ModelVersionDetailApi(APIView):
-    @extend_schema(responses=ModelVersionSerializer)
+    @extend_schema(parameters=[PROJECT_PARAM], responses=ModelVersionSerializer)
     def get(self, request: Request, name: str) -> Response:
-        _model_reader_required(request)
-        return Response(ModelVersionSerializer(selectors.model_version_get(name=name)).data)
+        project = ownership.owner_for_read(user=request.user, slug=project_param(request),
+                                           what=MODELS)  # fmt: skip
+        version = selectors.model_version_get(name=name, project=project)
+        return Response(ModelVersionSerializer(version).data)
 
 
 class ModelVersionRegisterApi(APIView):
@@ -81,10 +86,11 @@ class ModelVersionRegisterApi(APIView):
         )
         notes = serializers.CharField(required=False, allow_blank=True, default="")
 
-    @extend_schema(request=InputSerializer, responses={201: ModelVersionSerializer})
+    @extend_schema(parameters=[PROJECT_PARAM], request=InputSerializer,
+                   responses={201: ModelVersionSerializer})  # fmt: skip
     def post(self, request: Request) -> Response:
-        if not selectors.user_may_register_models(user=request.user):
-            raise PermissionDenied("Only staff and project owners register models.")
+        project = ownership.owner_for_write(user=request.user, slug=project_param(request),
+                                            what=MODELS)  # fmt: skip
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         d = data.validated_data
@@ -94,7 +100,7 @@ class ModelVersionRegisterApi(APIView):
             raise ValidationError({"source": str(exc)}) from exc
         version = services.model_version_register_checked(
             name=d["name"], source=d["source"], parent_name=d["parent"],
-            round_index=d.get("round_index"), notes=d["notes"],
+            round_index=d.get("round_index"), notes=d["notes"], project=project,
         )  # fmt: skip
         return Response(ModelVersionSerializer(version).data, status=status.HTTP_201_CREATED)
 
@@ -132,8 +138,11 @@ class GenerationJobCreateApi(APIView):
         d = data.validated_data
         opponent = d["opponent_version"]
         job = services.generation_job_create(
-            project=project, model_version=selectors.model_version_get(name=d["model_version"]),
-            opponent_version=selectors.model_version_get(name=opponent) if opponent else None,
+            project=project,
+            model_version=selectors.model_version_get(name=d["model_version"], project=project),
+            opponent_version=(
+                selectors.model_version_get(name=opponent, project=project) if opponent else None
+            ),
             sampling=d["sampling"], pairing_name=d["pairing"], tags=d["tags"], split=d["split"],
             lacking_candidates=d["lacking_candidates"], batch_size=d["batch_size"],
             judge=d["judge"], created_by=request.user,

@@ -8,37 +8,29 @@ from django.http import Http404
 from django.utils import timezone
 
 from annotation import permissions
-from annotation.models import Membership, Project, Prompt
+from annotation.models import Project, Prompt
+from generation import ownership
 from generation.models import GenerationJob, ModelVersion
 from prefloop.exceptions import NotFoundError
 
 
-def model_version_list() -> QuerySet[ModelVersion]:
-    return ModelVersion.objects.select_related("parent").order_by("created_at", "id")
+def model_version_list(*, project: Project | None = None) -> QuerySet[ModelVersion]:
+    """The site-wide model versions, and ``project``'s own when given (its own first)."""
+    versions = ModelVersion.objects.select_related("parent")
+    if project is None:
+        return versions.filter(project__isnull=True).order_by("created_at", "id")
+    return ownership.visible_to(versions, project=project)
 
 
-def model_version_get(*, name: str) -> ModelVersion:
-    version = ModelVersion.objects.select_related("parent").filter(name=name).first()
+def model_version_get(*, name: str, project: Project | None = None) -> ModelVersion:
+    """The version called ``name`` that ``project`` sees (its own, else a site-wide one);
+    without a project, a site-wide one. Anything else is "not found" (404)."""
+    version = ownership.visible_get(
+        ModelVersion.objects.select_related("parent"), name=name, project=project
+    )
     if version is None:
         raise NotFoundError(f"no model version named {name!r}")
     return version
-
-
-def user_may_register_models(*, user: AbstractBaseUser) -> bool:
-    """Staff, or the owner of at least one project."""
-    return (
-        bool(user.is_staff)
-        or Membership.objects.filter(user=user, role=Membership.Role.OWNER).exists()
-    )
-
-
-def user_may_read_models(*, user: AbstractBaseUser) -> bool:
-    """Staff, and owners and reviewers of some project. Annotators never learn which
-    models exist: they are not to know which model wrote what they judge."""
-    return (
-        bool(user.is_staff)
-        or Membership.objects.filter(user=user, role__in=permissions.QUALITY_READERS).exists()
-    )
 
 
 def project_get_for_owner(*, slug: str, user: AbstractBaseUser) -> Project:

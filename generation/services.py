@@ -10,7 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from annotation.models import Project
-from generation import jobs, pairing, selectors, tasks
+from generation import jobs, ownership, pairing, selectors, tasks
 from generation.backends.base import (
     MAX_SEED,
     InvalidSamplingError,
@@ -18,8 +18,9 @@ from generation.backends.base import (
     SamplingConfig,
     check_model_source,
 )
-from generation.models import GenerationJob, ModelVersion
+from generation.models import GenerationJob, ModelNameReservation, ModelVersion
 from prefloop.celery import enqueue_on_commit
+from prefloop.exceptions import ConflictError
 
 NO_PROMPTS = "no prompts of this project match the selection"
 OPPONENT_NEEDED = "head_to_head pairing needs an opponent model version different from the model"
@@ -33,6 +34,10 @@ JUDGE_UNKNOWN = (
 BATCH_SIZE = "batch_size must be between 1 and 100000"
 
 
+NAME_RESERVED = "the model name {name!r} is reserved for a training run's output"
+NAME_TAKEN = "the model name {name!r} is already registered here"
+
+
 @transaction.atomic
 def model_version_register(
     *,
@@ -42,43 +47,63 @@ def model_version_register(
     round_index: int | None = None,
     notes: str = "",
     metadata: dict | None = None,
+    project: Project | None = None,
+    reserved: bool = False,
 ) -> ModelVersion:
-    """Register a model, or return the existing one with the same name and source.
+    """Register a model in ``project`` (site-wide without one), or return the existing
+    one with the same name and source there.
 
     Idempotent so that a retried task or a second ``build_demo_model`` never
-    creates a duplicate; a different source under a taken name is an error.
+    creates a duplicate; a different source under a taken name is an error, and so is a
+    name a training run reserved, unless ``reserved`` (the run registering its output).
     """
-    existing = ModelVersion.objects.select_for_update().filter(name=name).first()
+    existing = ModelVersion.objects.select_for_update().filter(name=name, project=project).first()
     if existing is not None:
         if existing.source != source:
             raise ValueError(f"model name {name!r} is already registered for {existing.source!r}")
         return existing
+    if project is not None:
+        reservations = ModelNameReservation.objects.filter(project=project, name=name)
+        if not reserved and reservations.exists():
+            raise ValueError(NAME_RESERVED.format(name=name))
+        reservations.delete()
     version = 0 if parent is None else parent.version + 1
     return ModelVersion.objects.create(
-        name=name,
-        source=source,
-        parent=parent,
-        version=version,
-        round_index=round_index,
-        notes=notes,
-        metadata=metadata or {},
-    )
+        project=project, name=name, source=source, parent=parent, version=version,
+        round_index=round_index, notes=notes, metadata=metadata or {},
+    )  # fmt: skip
+
+
+@transaction.atomic
+def model_version_name_reserve(*, project: Project, name: str) -> None:
+    """Promise ``name`` to a training run's output in ``project``; 409 if the project
+    already has (or has promised) a model by that name."""
+    if ModelVersion.objects.filter(project=project, name=name).exists():
+        raise ConflictError(NAME_TAKEN.format(name=name))
+    _, created = ModelNameReservation.objects.get_or_create(project=project, name=name)
+    if not created:
+        raise ConflictError(NAME_RESERVED.format(name=name))
 
 
 def model_version_register_checked(
     *, name: str, source: str, parent_name: str = "", round_index: int | None = None,
-    notes: str = "",
+    notes: str = "", project: Project | None = None,
 ) -> ModelVersion:  # fmt: skip
-    """What owners call (API, ``register_model``): a local path must be a model folder."""
+    """What owners and staff call (API, ``register_model``): a local path must be a model
+    folder, the parent one the owner sees, the name not taken (by another source) nor
+    reserved."""
     try:
         check_model_source(source)
     except ModelLoadError as exc:
         raise ValidationError({"source": str(exc)}) from exc
-    parent = selectors.model_version_get(name=parent_name) if parent_name else None
+    parent = (
+        selectors.model_version_get(name=parent_name, project=project) if parent_name else None
+    )
     try:
         return model_version_register(
-            name=name, source=source, parent=parent, round_index=round_index, notes=notes
-        )
+            name=name, source=source, parent=parent, round_index=round_index, notes=notes,
+            project=project,
+        )  # fmt: skip
     except ValueError as exc:
         raise ValidationError({"name": str(exc)}) from exc
 
@@ -132,6 +157,9 @@ def generation_job_create(
     enqueue: bool = True,
 ) -> GenerationJob:
     """Freeze the prompt selection and enqueue the job on the ``gpu`` queue after commit."""
+    for version in (model_version, opponent_version):
+        if version is not None:
+            ownership.check_owned_by(version, project=project)
     data = sampling_checked(sampling)
     _pairing_checked(
         project=project,

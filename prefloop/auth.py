@@ -13,6 +13,8 @@ anonymous throttle.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import wraps
 from typing import Any
 
 from django.conf import settings
@@ -21,7 +23,7 @@ from django.contrib.auth import views as auth_views
 from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from rest_framework.authentication import TokenAuthentication, get_authorization_header
 from rest_framework.exceptions import AuthenticationFailed, Throttled
 from rest_framework.request import Request
@@ -124,3 +126,18 @@ class AnonymousThrottle(SimpleRateThrottle):
         if request.user and request.user.is_authenticated:
             return None
         return self.cache_format % {"scope": self.scope, "ident": ratelimit.client_ip(request)}
+
+
+def password_reset_routed(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Django's password-reset pages answer 404 unless ``PREFLOOP_PASSWORD_RESET`` (on by
+    default only when a real mail backend is configured): without mail they could only
+    fail, after telling the visitor an email was sent."""
+
+    @wraps(view)
+    def routed(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not settings.PREFLOOP_PASSWORD_RESET:
+            raise Http404("Password reset is not available on this site.")
+        return view(request, *args, **kwargs)
+
+    return routed
+

@@ -130,6 +130,23 @@ AUTHENTICATION_BACKENDS = ["prefloop.auth.RateLimitedModelBackend"]
 SESSION_ENGINE = "prefloop.sessions"
 LOGIN_REDIRECT_URL = "/"
 
+# --- Tenancy and accounts (docs/security.md) ----------------------------------------
+# Who may create projects: staff, holders of annotation.add_project (the "Project
+# creators" group), or everyone signed in when this is on.
+PREFLOOP_OPEN_PROJECT_CREATION = env.bool("PREFLOOP_OPEN_PROJECT_CREATION", default=False)
+PREFLOOP_INVITATION_DAYS = env.int("PREFLOOP_INVITATION_DAYS", default=14)
+# Outgoing mail: unset, Django's console backend (nothing leaves the machine).
+_CONSOLE_MAIL = "django.core.mail.backends.console.EmailBackend"
+EMAIL_BACKEND = env.str("DJANGO_EMAIL_BACKEND", default=_CONSOLE_MAIL)
+EMAIL_HOST = env.str("DJANGO_EMAIL_HOST", default="localhost")
+DEFAULT_FROM_EMAIL = env.str("DJANGO_DEFAULT_FROM_EMAIL", default="webmaster@localhost")
+# The password-reset pages are routed only when mail can really be sent.
+PREFLOOP_PASSWORD_RESET = env.bool(
+    "PREFLOOP_PASSWORD_RESET",
+    default=EMAIL_BACKEND not in (_CONSOLE_MAIL, "django.core.mail.backends.dummy.EmailBackend",
+                                  "django.core.mail.backends.locmem.EmailBackend"),
+)  # fmt: skip
+
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True

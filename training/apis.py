@@ -9,9 +9,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from annotation import permissions
+from annotation.models import Project
 from annotation.services.exports import export_snapshot_get
 from generation.models import ModelVersion
-from prefloop.exceptions import NotFoundError
+from generation.selectors import model_version_get
 from training import selectors, services
 
 
@@ -35,11 +36,9 @@ class TrainingRunOutputSerializer(serializers.Serializer):
     finished_at = serializers.DateTimeField(allow_null=True)
 
 
-def _model(name: str) -> ModelVersion:
-    version = ModelVersion.objects.filter(name=name).first()
-    if version is None:
-        raise NotFoundError(f"no model version named {name!r}")
-    return version
+def _model(name: str, project: Project) -> ModelVersion:
+    """The model version ``name`` the project sees (its own, else site-wide); 404 else."""
+    return model_version_get(name=name, project=project)
 
 
 class TrainingRunCreateInputSerializer(serializers.Serializer):
@@ -73,8 +72,8 @@ class TrainingRunListCreateApi(APIView):
         run = services.training_run_create(
             project=project, algorithm=v["algorithm"],
             snapshot=export_snapshot_get(content_hash=v["snapshot"], project=project),
-            policy=_model(v["policy"]),
-            reference=_model(v["reference"]) if v.get("reference") else None,
+            policy=_model(v["policy"], project),
+            reference=_model(v["reference"], project) if v.get("reference") else None,
             hyperparameters=v["hyperparameters"], output_name=v.get("output_name", ""),
             user=request.user,
         )  # fmt: skip

@@ -17,13 +17,15 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from annotation.io.writers import DATA_FILE
 from annotation.models import ExportSnapshot, Project
 from annotation.services.exports import export_snapshot_file
+from generation import ownership
 from generation import services as generation_services
 from generation.models import ModelVersion
 from prefloop import jobs as prefloop_jobs
 from prefloop.celery import enqueue_on_commit
-from prefloop.exceptions import ApplicationError, ConflictError
+from prefloop.exceptions import ApplicationError, ConflictError, NotFoundError
 from prefloop.paths import UnsafePath, safe_path_under
 from training import runner, tasks
 from training.core.config import TrainConfig
@@ -54,6 +56,34 @@ def _check_request(algorithm: str, snapshot: ExportSnapshot, hyperparameters: di
     if unknown:
         raise ApplicationError(f"unknown hyperparameters {unknown}; allowed: {sorted(TUNABLE)}")
     hyperparameter_paths_check(hyperparameters)
+
+
+EVAL_NOT_OWN = "hyperparameter eval_path: not a data file of this project's export snapshots"
+
+
+def _check_owned(
+    *, project: Project, models: tuple[ModelVersion | None, ...], hyperparameters: dict
+) -> None:
+    """The models are the project's own or site-wide; ``eval_path`` is its own snapshot's."""
+    for version in models:
+        if version is not None:
+            ownership.check_owned_by(version, project=project)
+    eval_path_check(project=project, hyperparameters=hyperparameters)
+
+
+def eval_path_check(*, project: Project, hyperparameters: dict) -> None:
+    """``eval_path`` (when set) must be the data file of one of ``project``'s export
+    snapshots, not merely a file in the data folder (other projects' exports live there
+    too). Unknown and foreign paths get the same 404."""
+    value = hyperparameters.get("eval_path")
+    if value in (None, ""):
+        return
+    wanted = Path(value).resolve()
+    folders = ExportSnapshot.objects.filter(project=project).values_list("path", flat=True)
+    if wanted.name != DATA_FILE or not any(
+        wanted.parent == Path(folder).resolve() for folder in folders
+    ):
+        raise NotFoundError(EVAL_NOT_OWN)
 
 
 def hyperparameter_paths_check(hyperparameters: dict) -> None:
@@ -88,6 +118,9 @@ def training_run_create(
     _check_request(algorithm, snapshot, hyperparameters)
     if snapshot.project_id != project.pk:
         raise ApplicationError("the snapshot belongs to another project")
+    _check_owned(project=project, models=(policy, reference), hyperparameters=hyperparameters)
+    if output_name:  # the predictable default name is reserved below, once the run has an id
+        generation_services.model_version_name_reserve(project=project, name=output_name)
     run = TrainingRun.objects.create(
         project=project, algorithm=algorithm, snapshot=snapshot, policy=policy,
         reference=reference or policy, hyperparameters=hyperparameters,
@@ -95,6 +128,7 @@ def training_run_create(
     )  # fmt: skip
     if not output_name:
         run.output_name = f"{project.slug}-{algorithm}-run{run.pk}"[:100]
+        generation_services.model_version_name_reserve(project=project, name=run.output_name)
     run.run_dir = str(settings.MODELS_DIR / "runs" / f"run-{run.pk}")
     run.save(update_fields=["output_name", "run_dir"])
     if enqueue:
@@ -222,6 +256,7 @@ def _register_output(run: TrainingRun, *, log_tail: str) -> TrainingRun:
             name=run.output_name, source=str(final), parent=run.policy,
             notes=f"{run.algorithm} on snapshot {run.snapshot.content_hash[:12]} (run {run.pk})",
             metadata={"training_run": run.pk, "summary": info.get("summary", {})},
+            project=run.project, reserved=True,
         )  # fmt: skip
         run.output_version, run.summary = version, info.get("summary", {})
         return _finish(run, TrainingRun.Status.SUCCEEDED, log_tail=log_tail)

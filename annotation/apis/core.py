@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied
 from drf_spectacular.utils import extend_schema, extend_schema_serializer
 from rest_framework import serializers, status
 from rest_framework.request import Request
@@ -15,8 +16,10 @@ from annotation.selectors import projects as project_selectors
 from annotation.services import projects as project_services
 
 RESERVED_SLUGS = {"create"}
-SLUG_TAKEN = "A project with this slug already exists."
-SLUG_RESERVED = "This slug is reserved."
+# Taken and reserved slugs get the same answer, and only people who may create projects
+# ever see it: it never confirms that a project the caller cannot see exists.
+SLUG_UNAVAILABLE = "This slug is not available; choose another."
+MAY_NOT_CREATE = "You may not create projects; ask staff to add you to the Project creators group."
 
 
 class ProjectSettingsSerializer(serializers.Serializer):
@@ -61,14 +64,14 @@ class ProjectCreateApi(APIView):
         slug = serializers.SlugField(max_length=80)
 
         def validate_slug(self, slug: str) -> str:
-            if slug in RESERVED_SLUGS:
-                raise serializers.ValidationError(SLUG_RESERVED)
-            if Project.objects.filter(slug=slug).exists():
-                raise serializers.ValidationError(SLUG_TAKEN)
+            if slug in RESERVED_SLUGS or Project.objects.filter(slug=slug).exists():
+                raise serializers.ValidationError(SLUG_UNAVAILABLE)
             return slug
 
     @extend_schema(request=InputSerializer, responses={201: ProjectOutputSerializer})
     def post(self, request: Request) -> Response:
+        if not permissions.user_may_create_project(user=request.user):
+            raise PermissionDenied(MAY_NOT_CREATE)
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         project = project_services.project_create(owner=request.user, **serializer.validated_data)
@@ -119,7 +122,8 @@ class MemberListApi(APIView):
 
 
 class MemberSetApi(APIView):
-    """Add a user to the project or change their role (owners only)."""
+    """Add an annotator or lower a member's role (owners); staff may set any role.
+    Owners and reviewers otherwise join by invitation (``invitations/create``)."""
 
     @extend_schema_serializer(component_name="MemberSetInput")
     class InputSerializer(serializers.Serializer):
@@ -135,5 +139,6 @@ class MemberSetApi(APIView):
         )
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        membership = project_services.member_role_set(project=project, **serializer.validated_data)
+        membership = project_services.member_role_set(project=project, by=request.user,
+                                                      **serializer.validated_data)  # fmt: skip
         return Response(MemberOutputSerializer(membership).data)

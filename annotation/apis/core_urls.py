@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from annotation.apis import core, quality, work
+from annotation.apis import core, invitations, quality, work
 
 urlpatterns = [
     path("projects", core.ProjectListApi.as_view(), name="project-list"),
@@ -11,6 +11,27 @@ urlpatterns = [
     path("projects/<slug:slug>/update", core.ProjectUpdateApi.as_view(), name="project-update"),
     path("projects/<slug:slug>/members", core.MemberListApi.as_view(), name="member-list"),
     path("projects/<slug:slug>/members/set", core.MemberSetApi.as_view(), name="member-set"),
+    path(
+        "projects/<slug:slug>/invitations",
+        invitations.InvitationListApi.as_view(),
+        name="invitation-list",
+    ),
+    path(
+        "projects/<slug:slug>/invitations/create",
+        invitations.InvitationCreateApi.as_view(),
+        name="invitation-create",
+    ),
+    path("me/invitations", invitations.MyInvitationListApi.as_view(), name="my-invitations"),
+    path(
+        "invitations/<slug:token>/accept",
+        invitations.InvitationAcceptApi.as_view(),
+        name="invitation-accept",
+    ),
+    path(
+        "invitations/<slug:token>/decline",
+        invitations.InvitationDeclineApi.as_view(),
+        name="invitation-decline",
+    ),
     path("projects/<slug:slug>/tasks/next", work.TaskNextApi.as_view(), name="task-next"),
     path("projects/<slug:slug>/progress", work.ProgressApi.as_view(), name="progress"),
     path("projects/<slug:slug>/stats", quality.ProjectStatsApi.as_view(), name="project-stats"),

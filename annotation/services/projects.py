@@ -11,6 +11,7 @@ from django.db.models import F, Value
 from django.db.models.functions import Greatest
 
 from annotation.models import AnnotatorProfile, Membership, Project, Task
+from annotation.permissions import user_may_create_project  # noqa: F401 (the owner console's)
 from prefloop.exceptions import ApplicationError
 
 User = get_user_model()
@@ -57,7 +58,13 @@ PROJECT_SETTINGS = (
 )  # fmt: skip
 OVERLAP_ABOVE_MAX = "overlap ({overlap}) cannot exceed max_overlap ({max_overlap})."
 NO_TASK_KIND = "Enable at least one task kind (pairwise or binary)."
-UNKNOWN_USER = "No user named {username!r}."
+# One answer for "no such user", "a superuser" and "a role that needs their consent", so
+# that the answer never tells whether an account exists.
+CANNOT_ADD = (
+    "This user cannot be given this role directly; send them an invitation instead "
+    "(owners and reviewers join by accepting one)."
+)
+ROLE_RANK = {Membership.Role.ANNOTATOR: 0, Membership.Role.REVIEWER: 1, Membership.Role.OWNER: 2}
 LAST_OWNER = "A project needs at least one owner."
 
 
@@ -91,11 +98,21 @@ def project_update(*, project: Project, data: dict[str, Any]) -> Project:
 
 
 @transaction.atomic
-def member_role_set(*, project: Project, username: str, role: str) -> Membership:
-    """Add a member by username or change their role; the last owner cannot step down."""
+def member_role_set(
+    *, project: Project, username: str, role: str, by: AbstractBaseUser
+) -> Membership:
+    """Add a member by username or change their role, as ``by`` (an owner) asks.
+
+    Without the person's consent only this is done directly: adding an annotator (the
+    product's way to staff a project), lowering a member's role, and anything staff
+    do. Raising someone to owner or reviewer needs an accepted invitation, and a
+    superuser is never made a member silently. Refusals and unknown usernames get the
+    same answer. The last owner cannot step down.
+    """
     user = User.objects.filter(username=username).first()
-    if user is None:
-        raise ApplicationError(UNKNOWN_USER.format(username=username))
+    current = Membership.objects.filter(project=project, user=user).first() if user else None
+    if user is None or not _direct_allowed(user=user, current=current, role=role, by=by):
+        raise ApplicationError(CANNOT_ADD)
     owners = list(
         Membership.objects.select_for_update()
         .filter(project=project, role=Membership.Role.OWNER)
@@ -104,3 +121,14 @@ def member_role_set(*, project: Project, username: str, role: str) -> Membership
     if role != Membership.Role.OWNER and owners == [user.pk]:
         raise ApplicationError(LAST_OWNER)
     return member_set(project=project, user=user, role=role)
+
+
+def _direct_allowed(
+    *, user: AbstractBaseUser, current: Membership | None, role: str, by: AbstractBaseUser
+) -> bool:
+    if user.is_superuser and current is None and user.pk != by.pk:
+        return False
+    if by.is_staff:
+        return True
+    held = ROLE_RANK[current.role] if current is not None else -1
+    return role == Membership.Role.ANNOTATOR or ROLE_RANK[role] <= held

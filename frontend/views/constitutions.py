@@ -2,9 +2,10 @@
 form) and the edit page, which makes a NEW version through the same services as
 the API; a version is never edited in place.
 
-Constitutions are shared across projects; these pages sit in a project's owner area,
-so owners and reviewers read them (annotators 403, non-members 404), and only owners
-POST. Only staff version the default constitution (as in the API).
+A project sees its own constitutions and the site-wide ones (``generation.ownership``);
+these pages sit in its owner area, so owners and reviewers read them (annotators 403,
+non-members 404), and only owners POST. Owners create and version the project's own
+constitutions; only staff version site-wide ones (the default among them), as in the API.
 """
 
 from __future__ import annotations
@@ -26,14 +27,17 @@ from generation.feedback.services import constitutions as services
 from prefloop.exceptions import ApplicationError, NotFoundError
 
 OWNERS_ONLY = "Only project owners edit constitutions."
-DEFAULT_STAFF_ONLY = "Only staff version the default constitution."
+SITE_WIDE_STAFF_ONLY = "Only staff version site-wide constitutions."
 ADD = "add"  # the "Add another principle" button: shows one more empty group, saves nothing
 
 
-def _may_edit(request: HttpRequest, membership: Membership, name: str = "") -> bool:
+def _may_edit(
+    request: HttpRequest, membership: Membership, constitution: Constitution | None = None
+) -> bool:
+    """Owners edit the project's own constitutions; site-wide ones need staff too."""
     if membership.role != Membership.Role.OWNER:
         return False
-    return name != DEFAULT_NAME or request.user.is_staff
+    return constitution is None or constitution.project_id is not None or request.user.is_staff
 
 
 @require_http_methods(["GET", "POST"])
@@ -57,6 +61,7 @@ def constitution_list(request: HttpRequest, slug: str) -> HttpResponse:
             version = _saved(form, groups, lambda principles: services.constitution_create(
                 name=form.cleaned_data["name"], description=form.cleaned_data["description"],
                 note=form.cleaned_data["note"], principles=principles, created_by=request.user,
+                project=project,
             ))  # fmt: skip
             if version is not None:
                 messages.success(request, f"Constitution {version.constitution.name} created "
@@ -64,7 +69,7 @@ def constitution_list(request: HttpRequest, slug: str) -> HttpResponse:
                 return redirect("frontend:constitutions", slug=project.slug)
     if not posted:  # made on first view, as the API's list does; a POST writes only its own
         services.constitution_default_get_or_create()
-    rows = [_row(request, membership, c) for c in selectors.constitution_list()]
+    rows = [_row(request, membership, c) for c in selectors.constitution_list(project=project)]
     status = 400 if form is not None and form.is_bound and not form.is_valid() else 200
     response = _page(request, "frontend/owner/constitutions.html", membership, rows=rows,
                      form=form, groups=groups)  # fmt: skip
@@ -80,15 +85,15 @@ def constitution_edit(request: HttpRequest, slug: str, name: str) -> HttpRespons
     if name == DEFAULT_NAME and request.method == "GET":
         services.constitution_default_get_or_create()
     try:
-        constitution = selectors.constitution_get(name=name)
+        constitution = selectors.constitution_get(name=name, project=project)
     except NotFoundError as exc:
         raise Http404(exc.message) from None
     latest = constitution.versions.order_by("-number").first()
-    may_edit = _may_edit(request, membership, name)
+    may_edit = _may_edit(request, membership, constitution)
     posted = request.method == "POST"
     if posted and not may_edit:
         is_owner = membership.role == Membership.Role.OWNER
-        raise PermissionDenied(DEFAULT_STAFF_ONLY if is_owner else OWNERS_ONLY)
+        raise PermissionDenied(SITE_WIDE_STAFF_ONLY if is_owner else OWNERS_ONLY)
     form = groups = None
     if may_edit:
         current = [s.as_dict() for s in selectors.principle_specs(version=latest)] if latest else []
@@ -135,4 +140,4 @@ def _row(request: HttpRequest, membership: Membership, constitution: Constitutio
     latest = versions[-1] if versions else None
     return {"constitution": constitution, "latest": latest, "count": len(versions),
             "principles": list(latest.principles.all()) if latest else [],
-            "may_edit": _may_edit(request, membership, constitution.name)}  # fmt: skip
+            "may_edit": _may_edit(request, membership, constitution)}  # fmt: skip

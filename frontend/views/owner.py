@@ -24,8 +24,7 @@ from frontend import jobs as job_selectors
 from frontend.forms import RoundStartForm
 from generation.feedback import conf as feedback_conf
 from generation.feedback.judges import JudgeError
-from generation.models import ModelVersion
-from generation.selectors import model_version_get
+from generation.selectors import model_version_get, model_version_list
 from prefloop.exceptions import ApplicationError
 from training.rounds import selectors as round_selectors
 from training.rounds import services as round_services
@@ -82,7 +81,8 @@ def rounds(request: HttpRequest, slug: str) -> HttpResponse:
         raise PermissionDenied("only project owners can start rounds")
     form, status = None, 200
     if is_owner:
-        policies = list(ModelVersion.objects.order_by("name").values_list("name", flat=True))
+        visible = model_version_list(project=project).order_by("name")
+        policies = list(visible.values_list("name", flat=True).distinct())
         posted = request.method == "POST"
         form = RoundStartForm(request.POST if posted else None, policies=policies)
         if posted and _round_started(request, project=project, form=form):
@@ -109,7 +109,7 @@ def _round_started(request: HttpRequest, *, project: Project, form: RoundStartFo
         name = form.cleaned_data.get("policy")
         rnd = round_services.round_create(
             project=project, settings=form.round_settings(),
-            policy=model_version_get(name=name) if name else None,
+            policy=model_version_get(name=name, project=project) if name else None,
             created_by=request.user,
             allowed_judge_modules=feedback_conf.allowed_judge_modules(),
         )  # fmt: skip

@@ -1,15 +1,17 @@
 """REST API of AI feedback: constitutions, judges, feedback jobs, trust reports, exports.
 
-Constitutions and judges are shared across projects: anyone signed in reads the
-constitutions; staff, owners and reviewers read the judges (they name models and AI
-annotators); staff and project owners create both (only staff version the default
-constitution).
-Jobs, traces, trust reports and AI exports belong to a project and are for its owners.
+Constitutions and judges follow ``generation.ownership``: with ``?project=<slug>`` a
+project's owners create and version its own, and its owners and reviewers read them
+(with the site-wide ones); without it, staff create and version the site-wide ones
+(the default constitution among them), anyone signed in reads site-wide
+constitutions, and staff and the owners and reviewers of any project read site-wide
+judges (they name models and AI annotators).
+Jobs, traces, trust reports and AI exports belong to a project and are for its owners;
+the judges, models and constitutions they name are looked up among what it sees.
 """
 
 from __future__ import annotations
 
-from django.core.exceptions import PermissionDenied
 from drf_spectacular.utils import extend_schema, extend_schema_serializer
 from rest_framework import serializers, status
 from rest_framework.request import Request
@@ -17,10 +19,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from annotation.apis.io import SnapshotOutputSerializer
+from generation import ownership
 from generation import selectors as generation_selectors
 from generation.backends.base import MAX_SEED
 from generation.feedback import conf, selectors, training_data, trust
-from generation.feedback.constitution import DEFAULT_NAME
 from generation.feedback.models import (
     ConstitutionVersion,
     CritiqueTrace,
@@ -30,9 +32,8 @@ from generation.feedback.models import (
 )
 from generation.feedback.services import constitutions, jobs, judges
 
-EDITORS_ONLY = "Only staff and project owners edit constitutions and judges."
-DEFAULT_STAFF_ONLY = "Only staff version the default constitution."
-JUDGE_READERS_ONLY = "Only staff and project owners and reviewers list the judges."
+CONSTITUTIONS, JUDGES = "constitutions", "judges"
+PROJECT_PARAM, project_param = ownership.PROJECT_PARAM, ownership.project_param
 
 
 class PrincipleSerializer(serializers.ModelSerializer):
@@ -91,20 +92,25 @@ class CritiqueTraceSerializer(serializers.ModelSerializer):
                   "rounds", "outcome", "task", "created_at"]  # fmt: skip
 
 
-def _editor_required(request: Request) -> None:
-    if not selectors.user_may_edit_constitutions(user=request.user):
-        raise PermissionDenied(EDITORS_ONLY)
+def _version(name: str, number: int | None, project) -> ConstitutionVersion | None:
+    if not name:
+        return None
+    return selectors.constitution_version_get(name=name, number=number, project=project)
 
 
-def _version(name: str, number: int | None) -> ConstitutionVersion | None:
-    return selectors.constitution_version_get(name=name, number=number) if name else None
+def _constitution_reader(request: Request):
+    return ownership.owner_for_read(user=request.user, slug=project_param(request),
+                                    what=CONSTITUTIONS, site_wide_open=True)  # fmt: skip
 
 
 class ConstitutionListApi(APIView):
-    @extend_schema(responses=ConstitutionVersionSerializer(many=True))
+    @extend_schema(parameters=[PROJECT_PARAM],
+                   responses=ConstitutionVersionSerializer(many=True))  # fmt: skip
     def get(self, request: Request) -> Response:
+        project = _constitution_reader(request)
         constitutions.constitution_default_get_or_create()
-        latest = [c.versions.order_by("-number").first() for c in selectors.constitution_list()]
+        latest = [c.versions.order_by("-number").first()
+                  for c in selectors.constitution_list(project=project)]  # fmt: skip
         return Response(ConstitutionVersionSerializer([v for v in latest if v], many=True).data)
 
 
@@ -116,20 +122,23 @@ class ConstitutionCreateApi(APIView):
         note = serializers.CharField(required=False, allow_blank=True, default="")
         principles = serializers.ListField(child=serializers.DictField())
 
-    @extend_schema(request=InputSerializer, responses={201: ConstitutionVersionSerializer})
+    @extend_schema(parameters=[PROJECT_PARAM], request=InputSerializer,
+                   responses={201: ConstitutionVersionSerializer})  # fmt: skip
     def post(self, request: Request) -> Response:
-        _editor_required(request)
+        project = ownership.owner_for_write(user=request.user, slug=project_param(request),
+                                            what=CONSTITUTIONS)  # fmt: skip
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        version = constitutions.constitution_create(created_by=request.user,
-                                                             **data.validated_data)
+        version = constitutions.constitution_create(created_by=request.user, project=project,
+                                                    **data.validated_data)  # fmt: skip
         return Response(ConstitutionVersionSerializer(version).data, status=status.HTTP_201_CREATED)
 
 
 class ConstitutionVersionApi(APIView):
-    @extend_schema(responses=ConstitutionVersionSerializer)
+    @extend_schema(parameters=[PROJECT_PARAM], responses=ConstitutionVersionSerializer)
     def get(self, request: Request, name: str, number: int | None = None) -> Response:
-        version = selectors.constitution_version_get(name=name, number=number)
+        project = _constitution_reader(request)
+        version = selectors.constitution_version_get(name=name, number=number, project=project)
         return Response(ConstitutionVersionSerializer(version).data)
 
 
@@ -139,27 +148,27 @@ class ConstitutionVersionCreateApi(APIView):
         note = serializers.CharField(required=False, allow_blank=True, default="")
         principles = serializers.ListField(child=serializers.DictField())
 
-    @extend_schema(request=InputSerializer, responses={201: ConstitutionVersionSerializer})
+    @extend_schema(parameters=[PROJECT_PARAM], request=InputSerializer,
+                   responses={201: ConstitutionVersionSerializer})  # fmt: skip
     def post(self, request: Request, name: str) -> Response:
-        _editor_required(request)
-        if name == DEFAULT_NAME and not request.user.is_staff:
-            raise PermissionDenied(DEFAULT_STAFF_ONLY)
+        project = ownership.owner_for_write(user=request.user, slug=project_param(request),
+                                            what=CONSTITUTIONS)  # fmt: skip
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         version = constitutions.constitution_version_create(
-            constitution=selectors.constitution_get(name=name), created_by=request.user,
-            **data.validated_data,
+            constitution=selectors.constitution_get_owned(name=name, project=project),
+            created_by=request.user, **data.validated_data,
         )  # fmt: skip
         return Response(ConstitutionVersionSerializer(version).data, status=status.HTTP_201_CREATED)
 
 
 class JudgeListApi(APIView):
-    @extend_schema(responses=JudgeSerializer(many=True))
+    @extend_schema(parameters=[PROJECT_PARAM], responses=JudgeSerializer(many=True))
     def get(self, request: Request) -> Response:
         # Judges name their models and AI annotators: not for annotators' eyes.
-        if not generation_selectors.user_may_read_models(user=request.user):
-            raise PermissionDenied(JUDGE_READERS_ONLY)
-        return Response(JudgeSerializer(selectors.judge_list(), many=True).data)
+        project = ownership.owner_for_read(user=request.user, slug=project_param(request),
+                                           what=JUDGES)  # fmt: skip
+        return Response(JudgeSerializer(selectors.judge_list(project=project), many=True).data)
 
 
 class JudgeCreateApi(APIView):
@@ -173,18 +182,24 @@ class JudgeCreateApi(APIView):
         callable_path = serializers.CharField(max_length=300, required=False, default="")
         settings = serializers.DictField(required=False, default=dict)
 
-    @extend_schema(request=InputSerializer, responses={201: JudgeSerializer})
+    @extend_schema(parameters=[PROJECT_PARAM], request=InputSerializer,
+                   responses={201: JudgeSerializer})  # fmt: skip
     def post(self, request: Request) -> Response:
-        _editor_required(request)
+        project = ownership.owner_for_write(user=request.user, slug=project_param(request),
+                                            what=JUDGES)  # fmt: skip
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         d = data.validated_data
         model = d["model_version"]
         judge = judges.judge_get_or_create(
             kind=d["kind"], name=d["name"], callable_path=d["callable_path"],
-            model_version=generation_selectors.model_version_get(name=model) if model else None,
-            constitution_version=_version(d["constitution"], d.get("constitution_version")),
-            settings=d["settings"], created_by=request.user,
+            model_version=(
+                generation_selectors.model_version_get(name=model, project=project)
+                if model else None
+            ),
+            constitution_version=_version(d["constitution"], d.get("constitution_version"),
+                                          project),
+            settings=d["settings"], created_by=request.user, project=project,
             allowed_prefixes=conf.allowed_judge_modules(),
         )  # fmt: skip
         return Response(JudgeSerializer(judge).data, status=status.HTTP_201_CREATED)
@@ -218,7 +233,7 @@ class FeedbackJobCreateApi(APIView):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         d = dict(data.validated_data)
-        judge = selectors.judge_get(name=d.pop("judge"))
+        judge = selectors.judge_get(name=d.pop("judge"), project=project)
         job = jobs.feedback_job_create(project=project, judge=judge,
                                                 created_by=request.user, **d)  # fmt: skip
         return Response(FeedbackJobSerializer(job).data, status=status.HTTP_201_CREATED)
@@ -249,10 +264,10 @@ class CritiqueJobCreateApi(APIView):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         d = dict(data.validated_data)
-        version = _version(d.pop("constitution"), d.pop("constitution_version", None))
+        version = _version(d.pop("constitution"), d.pop("constitution_version", None), project)
         job = jobs.critique_job_create(
             project=project, model_version=generation_selectors.model_version_get(
-                name=d.pop("model_version")),
+                name=d.pop("model_version"), project=project),
             constitution_version=version, created_by=request.user, **d,
         )  # fmt: skip
         return Response(FeedbackJobSerializer(job).data, status=status.HTTP_201_CREATED)
@@ -291,7 +306,8 @@ class JudgeTrustApi(APIView):
     @extend_schema(responses=dict)
     def get(self, request: Request, slug: str, judge: str) -> Response:
         project = selectors.project_get_for_owner(slug=slug, user=request.user)
-        report = trust.judge_trust_report(project=project, judge=selectors.judge_get(name=judge))
+        judge_row = selectors.judge_get(name=judge, project=project)
+        report = trust.judge_trust_report(project=project, judge=judge_row)
         return Response(report.as_dict())
 
 

@@ -186,7 +186,8 @@ def _critique_batch(*, job: FeedbackJob, index: int, ids: list[int], worker: _La
     judge = None
     if job.options["outcome"] == CritiqueTrace.Outcome.COMPARISON:
         judge = revision_judge_get_or_create(
-            model_version=job.model_version, constitution_version=job.constitution_version
-        )
+            model_version=job.model_version, constitution_version=job.constitution_version,
+            project=job.project,
+        )  # fmt: skip
     store.critique_batch_store(job=job, index=index, item_count=len(ids), responses=responses,
                                traces=traces, seconds=seconds, judge=judge)  # fmt: skip

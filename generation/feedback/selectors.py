@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from annotation.models import Judgment, Project, Response, Task
 from annotation.selectors import agreement
+from generation import ownership
 from generation import selectors as generation_selectors
 from generation.feedback.constitution import PrincipleSpec
 from generation.feedback.models import (
@@ -25,21 +26,41 @@ from prefloop.exceptions import NotFoundError
 SCOPES = ("all", "unlabelled", "low_agreement", "human_labelled", "generation_job", "tasks")
 
 
-def constitution_list() -> QuerySet[Constitution]:
-    return Constitution.objects.prefetch_related("versions").order_by("name")
+def constitution_list(*, project: Project | None = None) -> QuerySet[Constitution]:
+    """The site-wide constitutions, and ``project``'s own when given (its own first)."""
+    constitutions = Constitution.objects.prefetch_related("versions")
+    if project is None:
+        return constitutions.filter(project__isnull=True).order_by("name")
+    return ownership.visible_to(constitutions, project=project)
 
 
-def constitution_get(*, name: str) -> Constitution:
-    constitution = Constitution.objects.filter(name=name).first()
+def constitution_get(*, name: str, project: Project | None = None) -> Constitution:
+    """The constitution ``name`` that ``project`` sees (site-wide only without one)."""
+    constitution = ownership.visible_get(Constitution.objects.all(), name=name, project=project)
     if constitution is None:
         raise NotFoundError(f"no constitution named {name!r}")
     return constitution
 
 
-def constitution_version_get(*, name: str, number: int | None = None) -> ConstitutionVersion:
-    """Version ``number`` of constitution ``name``, or its latest version."""
+def constitution_get_owned(*, name: str, project: Project | None) -> Constitution:
+    """The constitution ``name`` that ``project`` itself owns (site-wide: None): what
+    its owners (staff) may add versions to."""
+    constitution = Constitution.objects.filter(name=name, project=project).first()
+    if constitution is None:
+        raise NotFoundError(f"no constitution named {name!r}")
+    return constitution
+
+
+def constitution_version_get(
+    *, name: str, number: int | None = None, project: Project | None = None
+) -> ConstitutionVersion:
+    """Version ``number`` (or the latest) of the constitution ``name`` that ``project`` sees."""
+    try:
+        constitution = constitution_get(name=name, project=project)
+    except NotFoundError:
+        constitution = None
     versions = ConstitutionVersion.objects.select_related("constitution").filter(
-        constitution__name=name
+        constitution=constitution
     )
     version = (
         versions.filter(number=number).first()
@@ -61,22 +82,26 @@ def principle_specs(*, version: ConstitutionVersion) -> list[PrincipleSpec]:
     ]  # fmt: skip
 
 
-def judge_list() -> QuerySet[Judge]:
+def judge_list(*, project: Project | None = None) -> QuerySet[Judge]:
+    """The site-wide judges, and ``project``'s own when given (its own first)."""
+    judges = _judges()
+    if project is None:
+        return judges.filter(project__isnull=True).order_by("created_at", "id")
+    return ownership.visible_to(judges, project=project)
+
+
+def _judges() -> QuerySet[Judge]:
     return Judge.objects.select_related(
         "model_version", "constitution_version__constitution", "annotator"
     )
 
 
-def judge_get(*, name: str) -> Judge:
-    judge = judge_list().filter(name=name).first()
+def judge_get(*, name: str, project: Project | None = None) -> Judge:
+    """The judge ``name`` that ``project`` sees (site-wide only without one)."""
+    judge = ownership.visible_get(_judges(), name=name, project=project)
     if judge is None:
         raise NotFoundError(f"no judge named {name!r}")
     return judge
-
-
-def user_may_edit_constitutions(*, user: AbstractBaseUser) -> bool:
-    """The same people who may register models: staff and project owners."""
-    return generation_selectors.user_may_register_models(user=user)
 
 
 def project_get_for_owner(*, slug: str, user: AbstractBaseUser) -> Project:

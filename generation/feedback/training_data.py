@@ -27,6 +27,7 @@ from django.contrib.auth.models import AbstractBaseUser
 
 from annotation.io import writers
 from annotation.models import ExportSnapshot, Project
+from generation import ownership
 from generation.feedback.models import CritiqueTrace, FeedbackLabel, Judge
 from prefloop.exceptions import ApplicationError
 
@@ -70,7 +71,7 @@ def ai_export_create(
     if rules.source == "soft_labels" and objective != "dpo":
         raise ApplicationError("soft labels give preference pairs: use a trl-dpo format")
     if rules.source == "soft_labels":
-        judge = Judge.objects.filter(name=rules.judge).first()
+        judge = ownership.visible_get(Judge.objects.all(), name=rules.judge, project=project)
         if judge is None:
             raise ApplicationError(f"no judge named {rules.judge!r}")
         rows, counts = soft_label_rows(project=project, judge=judge, rules=rules,

@@ -7,16 +7,23 @@ else; its annotator is the matrix's *outsider*. Both projects hold prompts, resp
 from two model versions, pairwise and thumbs tasks, leases, a verdict, an export
 snapshot, a generation job, feedback jobs, a training run and a round, so that every
 object-level route resolves to a real object, and cross-project ids can be tried.
+
+Each project also owns a model version, a constitution and a judge of its own (beside
+the site-wide base models, default constitution and demo judge), and an invitation
+addressed to the outsider, so the cross-tenant matrix can try every kind of owned
+object across projects. The owner is in the "Project creators" group.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from django.contrib.auth.models import Group
 from rest_framework.authtoken.models import Token
 
 from annotation.models import Membership, Project, Task
-from annotation.services import assignment, exports, judgments
+from annotation.services import assignment, exports, invitations, judgments
+from generation.feedback.constitution import DEFAULT_NAME
 from generation.feedback.models import FeedbackJob, FeedbackLabel
 from generation.feedback.services import constitutions, judges
 from generation.models import GenerationJob, ModelVersion
@@ -105,6 +112,19 @@ def _lease(project: Project, user, kind: str) -> int:
     return lease.pk
 
 
+def _owned(project: Project, owner, prefix: str) -> dict[str, object]:
+    """A model version, a constitution and a judge that belong to ``project``."""
+    model = ModelVersion.objects.create(project=project, name=f"{prefix}-private",
+                                        source=f"org/{prefix}-private",
+                                        notes="trained on private data")  # fmt: skip
+    constitutions.constitution_create(name=f"{prefix}-rules", principles=[PRINCIPLE],
+                                      created_by=owner, project=project)  # fmt: skip
+    judge = judges.judge_get_or_create(kind="reward_model", model_version=model,
+                                       name=f"{prefix}-judge", project=project)  # fmt: skip
+    return {"private_model": model.name, "own_constitution": f"{prefix}-rules",
+            "own_judge": judge.name}  # fmt: skip
+
+
 def world_build() -> World:
     names = ("owner", "reviewer", "annotator", "colleague", "outsider", "other_owner")
     users = {role: user_build(f"mx-{role.replace('_', '-')}") for role in names}
@@ -125,19 +145,24 @@ def world_build() -> World:
     _ai_label(project, judge)
     _verdict(other, users["other_owner"], "b")
     constitutions.constitution_default_get_or_create()
-    constitutions.constitution_create(name="mx-rules", principles=[PRINCIPLE],
-                                      created_by=users["owner"])  # fmt: skip
+    users["owner"].groups.add(Group.objects.get(name="Project creators"))
+    invited = invitations.invitation_create(project=project, inviter=users["owner"],
+                                            username=users["outsider"].username,
+                                            role=Membership.Role.REVIEWER)  # fmt: skip
     refs = {
         "slug": SLUG, "other_slug": OTHER_SLUG, "model": base.name, "judge": judge.name,
         "constitution": "mx-rules", "version": 1, "round": 1, "pairwise": "pairwise",
+        "default_constitution": DEFAULT_NAME, "invitation": invited.token,
         "thumbs": "thumbs", "uidb64": "MQ", "reset_token": "set-password",
         "pair_assignment": _lease(project, users["annotator"], Task.Kind.PAIRWISE),
         "thumbs_assignment": _lease(project, users["annotator"], Task.Kind.BINARY),
         "ai_assignment": _lease(project, users["ai_judge"], Task.Kind.PAIRWISE),
         "other_assignment": _lease(other, users["outsider"], Task.Kind.PAIRWISE),
     }
-    refs |= _work(project, users["owner"], base, judge)
-    refs |= {f"other_{k}": v for k, v in _work(other, users["other_owner"], base, judge).items()}
+    refs |= _work(project, users["owner"], base, judge) | _owned(project, users["owner"], "mx")
+    other_refs = _work(other, users["other_owner"], base, judge)
+    other_refs |= _owned(other, users["other_owner"], "el")
+    refs |= {f"other_{k}": v for k, v in other_refs.items()}
     assert refs["export"] != refs["other_export"]
     token = Token.objects.create(user=users["ai_judge"]).key
     return World(users=users, token=token, refs=refs)

@@ -82,7 +82,9 @@ class RoundListCreateApi(APIView):
         v = data.validated_data
         rnd = services.round_create(
             project=project, settings=RoundSettings.from_dict(v["settings"]),
-            policy=model_version_get(name=v["policy"]) if v.get("policy") else None,
+            policy=(
+                model_version_get(name=v["policy"], project=project) if v.get("policy") else None
+            ),
             created_by=request.user,
             allowed_judge_modules=feedback_conf.allowed_judge_modules(),
         )  # fmt: skip

@@ -28,6 +28,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from annotation.models import Project
+from generation import ownership
 from generation.backends import BackendError
 from generation.feedback.judges import JudgeError
 from generation.feedback.services.judges import judge_from_spec
@@ -75,12 +76,13 @@ def round_create(
     policy = policy or _current_policy(project)
     if policy is None:
         raise ApplicationError(NO_POLICY)
+    ownership.check_owned_by(policy, project=project)
     kind = settings.kind_for(binary_enabled=project.binary_enabled)
     _project_checked(project=project, settings=settings, kind=kind)
     initial = previous.initial_version if previous else _lineage_root(project, policy)
     last = Round.objects.filter(project=project).order_by("-index").first()
     index = last.index + 1 if last else 1
-    judges = _judges(settings, initial=initial, created_by=created_by,
+    judges = _judges(settings, initial=initial, created_by=created_by, project=project,
                      allowed_judge_modules=allowed_judge_modules)  # fmt: skip
     deadline = None
     if settings.deadline_hours:
@@ -107,14 +109,17 @@ def round_create(
 
 
 def _judges(
-    settings: RoundSettings, *, initial: ModelVersion, created_by, allowed_judge_modules
-) -> dict:
+    settings: RoundSettings, *, initial: ModelVersion, created_by, project: Project,
+    allowed_judge_modules,
+) -> dict:  # fmt: skip
     """The labelling and evaluation judges by spec (an LM judge runs on ``judge_model``,
-    by default the lineage's initial model, so it stays the same across rounds)."""
-    version = model_version_get(name=settings.judge_model) if settings.judge_model else initial
+    by default the lineage's initial model, so it stays the same across rounds); they
+    belong to the project."""
+    name = settings.judge_model
+    version = model_version_get(name=name, project=project) if name else initial
     return {
         spec: judge_from_spec(spec=spec, model_version=version, created_by=created_by,
-                              allowed_prefixes=allowed_judge_modules)
+                              allowed_prefixes=allowed_judge_modules, project=project)
         for spec in {settings.judge_spec, settings.eval_judge_spec} if spec
     }  # fmt: skip
 
@@ -128,6 +133,7 @@ def _project_checked(*, project: Project, settings: RoundSettings, kind: str) ->
     if unknown:
         raise ApplicationError(f"unknown hyperparameters {unknown}; see TrainConfig")
     training_services.hyperparameter_paths_check(settings.hyperparameters)
+    training_services.eval_path_check(project=project, hyperparameters=settings.hyperparameters)
     pairing = settings.pairing_for(kind)
     if kind == Round.LabelKind.PAIRWISE and settings.samples == 1 and pairing != "none":
         raise ApplicationError(TWO_SAMPLES)

@@ -9,6 +9,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 
+from annotation.models import Project
 from generation.feedback import selectors
 from generation.feedback.constitution import (
     DEFAULT_DESCRIPTION,
@@ -33,15 +34,16 @@ def constitution_create(
     description: str = "",
     note: str = "",
     created_by: AbstractBaseUser | None = None,
+    project: Project | None = None,
 ) -> ConstitutionVersion:
-    """A new constitution and its version 1."""
+    """A new constitution of ``project`` (site-wide without one) and its version 1."""
     specs = _checked(principles)
-    if Constitution.objects.filter(name=name).exists():
+    if Constitution.objects.filter(name=name, project=project).exists():
         raise ConflictError(NAME_TAKEN.format(name=name))
     try:
         with transaction.atomic():
             constitution = Constitution.objects.create(
-                name=name, description=description, created_by=created_by
+                name=name, description=description, created_by=created_by, project=project
             )
     except IntegrityError:  # a concurrent twin took the name
         raise ConflictError(NAME_TAKEN.format(name=name)) from None
@@ -73,7 +75,7 @@ def constitution_default_get_or_create() -> ConstitutionVersion:
     """Prefloop's default constitution (helpfulness, honesty, harmlessness, concision):
     its latest version, made on first use."""
     constitution, created = Constitution.objects.get_or_create(
-        name=DEFAULT_NAME, defaults={"description": DEFAULT_DESCRIPTION}
+        name=DEFAULT_NAME, project=None, defaults={"description": DEFAULT_DESCRIPTION}
     )
     latest = constitution.versions.order_by("-number").first()
     if latest is not None:

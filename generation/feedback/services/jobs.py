@@ -11,6 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from annotation.models import Project
+from generation import ownership
 from generation.backends.base import MAX_SEED, InvalidSamplingError, SamplingConfig
 from generation.feedback import runner, selectors, tasks
 from generation.feedback.models import ConstitutionVersion, CritiqueTrace, FeedbackJob, Judge
@@ -50,6 +51,7 @@ def feedback_job_create(
     verdicts (it labels *instead of* a human). With False the judge adds its own slot,
     so humans still give every verdict the project wants (audits, trust reports).
     """
+    ownership.check_owned_by(judge, project=project)
     if judge.kind == Judge.Kind.REVISION:
         raise ApplicationError(REVISION_JUDGE)
     _scope_checked(scope=scope, generation_job_id=generation_job_id, task_ids=task_ids)
@@ -92,6 +94,8 @@ def critique_job_create(
         raise ApplicationError("this project does not enable pairwise comparisons; use 'sft'")
     _batch_checked(batch_size)
     version = constitution_version or constitution_default_get_or_create()
+    ownership.check_owned_by(model_version, project=project)
+    ownership.check_owned_by(version.constitution, project=project)
     sampling_data = _sampling_checked(sampling)
     selection = {"tags": list(tags or []), "split": split, "limit": limit}
     ids = selectors.response_ids_select(project=project, response_ids=response_ids, **selection)

@@ -12,12 +12,14 @@ import json
 from collections.abc import Sequence
 from dataclasses import asdict
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.utils.text import slugify
 
-from annotation.models import AnnotatorProfile
+from annotation.models import AnnotatorProfile, Project
 from annotation.services.projects import annotator_user_get_or_create
+from generation import ownership
 from generation import selectors as generation_selectors
 from generation.feedback.judges import JudgeError
 from generation.feedback.judges.constitutional import ConstitutionalSettings
@@ -48,8 +50,11 @@ def judge_get_or_create(
     name: str = "",
     created_by: AbstractBaseUser | None = None,
     allowed_prefixes: Sequence[str] | None = None,
+    project: Project | None = None,
 ) -> Judge:
-    """The judge with this configuration, made (with its AI annotator) if new.
+    """The judge of ``project`` (site-wide without one) with this configuration, made
+    (with its AI annotator) if new. Its model and constitution must be ones the project
+    sees (its own or site-wide).
 
     ``allowed_prefixes`` limits which modules a programmatic judge may come from (the
     API passes the server's list; operators at the command line may name any).
@@ -58,6 +63,9 @@ def judge_get_or_create(
         raise ApplicationError(f"unknown judge kind {kind!r}; expected one of {Kind.values}")
     if kind in (Kind.CONSTITUTIONAL, Kind.REVISION) and constitution_version is None:
         constitution_version = constitution_default_get_or_create()
+    for part in (model_version, constitution_version and constitution_version.constitution):
+        if part is not None:
+            ownership.check_owned_by(part, project=project)
     settings = _settings_checked(kind=kind, settings=settings or {})
     _parts_checked(kind=kind, model_version=model_version, callable_path=callable_path,
                    allowed_prefixes=allowed_prefixes)  # fmt: skip
@@ -65,7 +73,8 @@ def judge_get_or_create(
         constitution_version = None
     if kind != Kind.PROGRAMMATIC:
         callable_path = ""
-    digest = _config_hash(kind, model_version, constitution_version, callable_path, settings)
+    digest = _config_hash(kind, model_version, constitution_version, callable_path, settings,
+                          project)  # fmt: skip
     existing = Judge.objects.filter(config_hash=digest).first()
     if existing is not None:
         return existing
@@ -74,7 +83,7 @@ def judge_get_or_create(
         return _judge_store(kind=kind, name=name, model_version=model_version,
                             constitution_version=constitution_version,
                             callable_path=callable_path, settings=settings, digest=digest,
-                            created_by=created_by)  # fmt: skip
+                            created_by=created_by, project=project)  # fmt: skip
     except IntegrityError:
         existing = Judge.objects.filter(config_hash=digest).first()
         if existing is None:
@@ -86,12 +95,13 @@ def judge_from_spec(
     *, spec: str, model_version: ModelVersion | None = None,
     constitution_version: ConstitutionVersion | None = None, settings: dict | None = None,
     name: str = "", created_by: AbstractBaseUser | None = None,
-    allowed_prefixes: Sequence[str] | None = None,
+    allowed_prefixes: Sequence[str] | None = None, project: Project | None = None,
 ) -> Judge:  # fmt: skip
-    """A judge from the command line's spelling: ``constitutional``,
-    ``programmatic:package.module.function`` or ``reward-model:MODEL_VERSION``."""
+    """A judge (of ``project``, else site-wide) from the command line's spelling:
+    ``constitutional``, ``programmatic:package.module.function`` or
+    ``reward-model:MODEL_VERSION``."""
     head, _, rest = spec.partition(":")
-    common = {"settings": settings, "name": name, "created_by": created_by}
+    common = {"settings": settings, "name": name, "created_by": created_by, "project": project}
     if head == "constitutional" and not rest:
         return judge_get_or_create(kind=Kind.CONSTITUTIONAL, model_version=model_version,
                                    constitution_version=constitution_version, **common)
@@ -99,18 +109,20 @@ def judge_from_spec(
         return judge_get_or_create(kind=Kind.PROGRAMMATIC, callable_path=rest,
                                    allowed_prefixes=allowed_prefixes, **common)
     if head in ("reward-model", "reward_model") and rest:
-        version = generation_selectors.model_version_get(name=rest)
+        version = generation_selectors.model_version_get(name=rest, project=project)
         return judge_get_or_create(kind=Kind.REWARD_MODEL, model_version=version, **common)
     raise ApplicationError(SPEC_UNKNOWN.format(spec=spec))  # fmt: skip
 
 
 def revision_judge_get_or_create(
-    *, model_version: ModelVersion, constitution_version: ConstitutionVersion
-) -> Judge:
+    *, model_version: ModelVersion, constitution_version: ConstitutionVersion,
+    project: Project | None = None,
+) -> Judge:  # fmt: skip
     """The annotator under which CAI revision pairs get their (revision ≻ original) verdict."""
     return judge_get_or_create(
-        kind=Kind.REVISION, model_version=model_version, constitution_version=constitution_version
-    )
+        kind=Kind.REVISION, model_version=model_version, constitution_version=constitution_version,
+        project=project,
+    )  # fmt: skip
 
 
 def _settings_checked(*, kind: str, settings: dict) -> dict:
@@ -150,7 +162,8 @@ def _parts_checked(
             raise ApplicationError(str(exc)) from exc
 
 
-def _config_hash(kind, model_version, constitution_version, callable_path, settings) -> str:
+def _config_hash(kind, model_version, constitution_version, callable_path, settings,
+                 project) -> str:  # fmt: skip
     data = {
         "kind": kind,
         "model_version": model_version.pk if model_version else None,
@@ -158,6 +171,8 @@ def _config_hash(kind, model_version, constitution_version, callable_path, setti
         "callable": callable_path,
         "settings": settings,
     }
+    if project is not None:  # site-wide judges keep the hashes they had before owners
+        data["project"] = project.pk
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
@@ -174,13 +189,19 @@ def _default_name(kind, model_version, constitution_version, callable_path, dige
 
 @transaction.atomic
 def _judge_store(*, kind, name, model_version, constitution_version, callable_path, settings,
-                 digest, created_by) -> Judge:  # fmt: skip
+                 digest, created_by, project) -> Judge:  # fmt: skip
+    # A project's judges get their own account names; an existing account (a person's,
+    # or another owner's judge) is never taken over.
+    username = (f"ai-{project.slug}-{name}" if project is not None else f"ai-{name}")[:150]
+    if get_user_model().objects.filter(username=username).exists():
+        raise ConflictError(NAME_TAKEN.format(name=name))
     annotator = annotator_user_get_or_create(
-        username=f"ai-{name}"[:150], kind=AnnotatorProfile.Kind.AI,
+        username=username, kind=AnnotatorProfile.Kind.AI,
         config={"judge": name, "kind": kind},
     )  # fmt: skip
     return Judge.objects.create(
         name=name, kind=kind, model_version=model_version,
         constitution_version=constitution_version, callable_path=callable_path,
         settings=settings, config_hash=digest, annotator=annotator, created_by=created_by,
+        project=project,
     )  # fmt: skip

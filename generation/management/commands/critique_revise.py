@@ -47,7 +47,7 @@ class Command(BaseCommand):
         try:
             job = jobs.critique_job_create(
                 project=project, model_version=generation_selectors.model_version_get(
-                    name=o["model"]),
+                    name=o["model"], project=project),
                 constitution_version=constitution_arg(o["constitution"]), rounds=o["rounds"],
                 outcome=o["outcome"], sampling={"temperature": o["temperature"],
                                                 "max_tokens": o["max_tokens"]},

@@ -55,9 +55,10 @@ class Command(BaseCommand):
         try:
             job = services.generation_job_create(
                 project=project,
-                model_version=selectors.model_version_get(name=o["model"]),
+                model_version=selectors.model_version_get(name=o["model"], project=project),
                 opponent_version=(
-                    selectors.model_version_get(name=o["versus"]) if o["versus"] else None
+                    selectors.model_version_get(name=o["versus"], project=project)
+                    if o["versus"] else None
                 ),
                 sampling=sampling,
                 pairing_name=pairing,

@@ -34,8 +34,8 @@ class Command(BaseCommand):
         if project is None:
             raise CommandError(f"no project {o['project']!r}")
         try:
-            report = trust.judge_trust_report(project=project,
-                                              judge=selectors.judge_get(name=o["judge"]))
+            judge = selectors.judge_get(name=o["judge"], project=project)
+            report = trust.judge_trust_report(project=project, judge=judge)
         except ApplicationError as exc:
             raise CommandError(exc.message) from exc
         if o["json"]:
