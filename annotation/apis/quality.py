@@ -9,9 +9,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from annotation import permissions
-from annotation.selectors import leaderboard as leaderboard_selectors
 from annotation.selectors import quality as quality_selectors
 from annotation.services import assignment as assignment_services
+from annotation.services import leaderboard as leaderboard_services
 
 
 class PairKappaSerializer(serializers.Serializer):
@@ -41,6 +41,11 @@ class KindAgreementSerializer(serializers.Serializer):
     fleiss_n_raters = serializers.IntegerField()
     pairs = PairKappaSerializer(many=True)
     annotators = AnnotatorAgreementSerializer(many=True)
+    pairs_annotators_limit = serializers.IntegerField(
+        allow_null=True,
+        help_text="null: every annotator pair is listed; else only pairs among this many "
+        "annotators with the most verdicts (PREFLOOP_AGREEMENT_MAX_PAIR_ANNOTATORS).",
+    )
 
 
 class PositionBiasSerializer(serializers.Serializer):
@@ -93,8 +98,17 @@ class ProjectStatsApi(APIView):
 class LeaderboardApi(APIView):
     @extend_schema_serializer(component_name="LeaderboardQuery")
     class QuerySerializer(serializers.Serializer):
-        bootstrap = serializers.IntegerField(min_value=20, max_value=2000, default=200)
+        bootstrap = serializers.IntegerField(
+            min_value=20, default=200, help_text="At most PREFLOOP_LEADERBOARD_MAX_BOOTSTRAP."
+        )
         seed = serializers.IntegerField(min_value=0, default=0)
+
+        def validate_bootstrap(self, value: int) -> int:
+            try:
+                leaderboard_services.bootstrap_limit_check(value)
+            except ValueError as exc:
+                raise serializers.ValidationError(str(exc)) from exc
+            return value
 
     @extend_schema_serializer(component_name="LeaderboardRow")
     class OutputSerializer(serializers.Serializer):
@@ -109,6 +123,12 @@ class LeaderboardApi(APIView):
         ties = serializers.IntegerField()
         both_bad = serializers.IntegerField(help_text="Not used by the fit.")
         count = serializers.IntegerField()
+        intervals = serializers.ChoiceField(
+            choices=["current", "stale", "pending"],
+            help_text="current: bootstrap intervals for this data; stale: from before the "
+            "newest judgments; pending: being computed (ci_low = ci_high = rating). Also in "
+            "the X-Prefloop-Intervals header.",
+        )
 
     @extend_schema(parameters=[QuerySerializer], responses=OutputSerializer(many=True))
     def get(self, request: Request, slug: str) -> Response:
@@ -117,8 +137,11 @@ class LeaderboardApi(APIView):
         )
         query = self.QuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
-        rows = leaderboard_selectors.leaderboard_get(project=project, **query.validated_data)
-        return Response(self.OutputSerializer(rows, many=True).data)
+        board = leaderboard_services.leaderboard_cached(project=project, **query.validated_data)
+        rows = [{**row.__dict__, "intervals": board.intervals} for row in board.rows]
+        response = Response(self.OutputSerializer(rows, many=True).data)
+        response["X-Prefloop-Intervals"] = board.intervals
+        return response
 
 
 class OverlapAdaptApi(APIView):

@@ -135,16 +135,33 @@ class PairKappa:
     kappa: float | None
 
 
+def pair_annotators(*, verdicts: Sequence[Verdict], max_annotators: int) -> list[str]:
+    """The annotators whose pairs are compared: everyone, or past ``max_annotators``
+    (``PREFLOOP_AGREEMENT_MAX_PAIR_ANNOTATORS``) the ones with the most verdicts (ties by
+    name), since the number of pairs grows with the square of the annotators."""
+    counts = Counter(v.username for v in verdicts)
+    ranked = sorted(counts, key=lambda name: (-counts[name], name))
+    return sorted(ranked[:max_annotators])
+
+
 def cohen_kappa_pairs(
-    *, verdicts: Sequence[Verdict], categories: Sequence[str], min_common: int = 2
+    *,
+    verdicts: Sequence[Verdict],
+    categories: Sequence[str],
+    min_common: int = 2,
+    max_annotators: int | None = None,
 ) -> list[PairKappa]:
-    """Cohen's kappa for every pair of annotators with ``min_common`` shared tasks."""
+    """Cohen's kappa for every pair of annotators with ``min_common`` shared tasks
+    (among the ``pair_annotators`` when ``max_annotators`` is given)."""
     by_annotator: dict[str, dict[int, str]] = defaultdict(dict)
     for v in verdicts:
         by_annotator[v.username][v.task_id] = v.category
+    names = sorted(by_annotator)
+    if max_annotators is not None and len(names) > max_annotators:
+        names = pair_annotators(verdicts=verdicts, max_annotators=max_annotators)
     index = {k: i for i, k in enumerate(categories)}
     pairs = []
-    for a, b in itertools.combinations(sorted(by_annotator), 2):
+    for a, b in itertools.combinations(names, 2):
         common = by_annotator[a].keys() & by_annotator[b].keys()
         if len(common) < min_common:
             continue

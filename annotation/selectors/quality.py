@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from django.conf import settings
 from scipy import stats
 
 from annotation.models import Project
@@ -47,6 +48,9 @@ class KindAgreement:
     fleiss_n_raters: int
     pairs: list[PairKappa]
     annotators: list[AnnotatorAgreement]
+    # None: every pair of annotators is in ``pairs``; else only the pairs among this many
+    # annotators, those with the most verdicts (PREFLOOP_AGREEMENT_MAX_PAIR_ANNOTATORS).
+    pairs_annotators_limit: int | None = None
 
 
 @dataclass(frozen=True)
@@ -109,7 +113,11 @@ def kind_agreement(
     kappa, fleiss_tasks, fleiss_raters = agreement.fleiss_kappa(
         units=nominal, categories=categories
     )
-    pairs = agreement.cohen_kappa_pairs(verdicts=verdicts, categories=categories)
+    limit = settings.PREFLOOP_AGREEMENT_MAX_PAIR_ANNOTATORS
+    capped = len({v.annotator_id for v in verdicts}) > limit
+    pairs = agreement.cohen_kappa_pairs(
+        verdicts=verdicts, categories=categories, max_annotators=limit
+    )
     return KindAgreement(
         n_verdicts=len(verdicts),
         n_tasks_multi=sum(n >= 2 for n in per_task.values()),
@@ -123,6 +131,7 @@ def kind_agreement(
         fleiss_n_raters=fleiss_raters,
         pairs=pairs,
         annotators=_annotator_agreement(verdicts=verdicts, pairs=pairs),
+        pairs_annotators_limit=limit if capped else None,
     )
 
 

@@ -17,8 +17,8 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from annotation import permissions
 from annotation.models import Membership, Project
-from annotation.selectors import leaderboard as leaderboard_selectors
 from annotation.selectors import quality as quality_selectors
+from annotation.services import leaderboard as leaderboard_services
 from frontend import charts, selectors
 from frontend import jobs as job_selectors
 from frontend.forms import RoundStartForm
@@ -65,9 +65,9 @@ def dashboard(request: HttpRequest, slug: str) -> HttpResponse:
 @login_required
 def leaderboard(request: HttpRequest, slug: str) -> HttpResponse:
     project, membership = _readable(request, slug)
-    rows = leaderboard_selectors.leaderboard_get(project=project)
-    return _page(request, "frontend/owner/leaderboard.html", membership, rows=rows,
-                 chart=charts.rating_chart(rows))  # fmt: skip
+    board = leaderboard_services.leaderboard_cached(project=project)
+    return _page(request, "frontend/owner/leaderboard.html", membership, rows=board.rows,
+                 intervals=board.intervals, chart=charts.rating_chart(board.rows))  # fmt: skip
 
 
 @require_http_methods(["GET", "POST"])
