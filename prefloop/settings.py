@@ -303,6 +303,10 @@ CELERY_BEAT_SCHEDULE = {
 # --- Generation / training ----------------------------------------------------------
 GENERATION_BACKEND = env.str("GENERATION_BACKEND", default="transformers")
 DEMO_MODEL_DIR = MODELS_DIR / "demo-base"
+# host:port where the nodes of a multi-node training run meet (torchrun c10d rendezvous);
+# empty: runs with more than one node are refused (docs/training.md).
+TRAINING_RDZV_ENDPOINT = env.str("PREFLOOP_TRAINING_RDZV_ENDPOINT", default="")
+TRAINING_MAX_PROCESSES = env.int("PREFLOOP_TRAINING_MAX_PROCESSES", default=64)
 
 # --- Cache and rate limits (docs/security.md) ---------------------------------------
 # One cache for every web worker: Redis when PREFLOOP_CACHE_URL names it

@@ -21,6 +21,8 @@ class TrainingRunOutputSerializer(serializers.Serializer):
     algorithm = serializers.CharField()
     status = serializers.CharField()
     hyperparameters = serializers.JSONField()
+    processes = serializers.IntegerField()
+    nodes = serializers.IntegerField()
     snapshot = serializers.CharField(source="snapshot.content_hash")
     policy = serializers.CharField(source="policy.name")
     reference = serializers.CharField(source="reference.name")
@@ -48,6 +50,12 @@ class TrainingRunCreateInputSerializer(serializers.Serializer):
     reference = serializers.CharField(required=False, allow_blank=True)
     hyperparameters = serializers.DictField(required=False, default=dict)
     output_name = serializers.SlugField(required=False, allow_blank=True, max_length=100)
+    processes = serializers.IntegerField(
+        required=False, default=1, min_value=1, help_text="Trainer processes per node (torchrun)."
+    )
+    nodes = serializers.IntegerField(
+        required=False, default=1, min_value=1, help_text="Nodes (needs a rendezvous endpoint)."
+    )
 
 
 class TrainingRunListCreateApi(APIView):
@@ -75,7 +83,7 @@ class TrainingRunListCreateApi(APIView):
             policy=_model(v["policy"], project),
             reference=_model(v["reference"], project) if v.get("reference") else None,
             hyperparameters=v["hyperparameters"], output_name=v.get("output_name", ""),
-            user=request.user,
+            user=request.user, processes=v["processes"], nodes=v["nodes"],
         )  # fmt: skip
         return Response(TrainingRunOutputSerializer(run).data, status=201)
 

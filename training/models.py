@@ -36,6 +36,12 @@ class TrainingRun(models.Model):
         "generation.ModelVersion", on_delete=models.PROTECT, related_name="reference_runs"
     )
     output_name = models.SlugField(max_length=100)
+    processes = models.PositiveSmallIntegerField(
+        default=1, help_text="Trainer processes per node (torchrun --nproc-per-node)."
+    )
+    nodes = models.PositiveSmallIntegerField(
+        default=1, help_text="Nodes; more than 1 rendezvous at PREFLOOP_TRAINING_RDZV_ENDPOINT."
+    )
     output_version = models.OneToOneField(
         "generation.ModelVersion",
         null=True,

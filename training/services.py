@@ -100,6 +100,31 @@ def hyperparameter_paths_check(hyperparameters: dict) -> None:
             raise ApplicationError(f"hyperparameter {name}: {exc} ({setting})") from exc
 
 
+def training_launch_check(*, processes: int, nodes: int) -> None:
+    """A process count the platform can launch: at least 1 each, at most
+    ``TRAINING_MAX_PROCESSES`` in all, and a rendezvous endpoint for several nodes."""
+    if processes < 1 or nodes < 1:
+        raise ApplicationError("processes and nodes must be at least 1")
+    if processes * nodes > settings.TRAINING_MAX_PROCESSES:
+        raise ApplicationError(
+            f"processes x nodes is {processes * nodes}; at most {settings.TRAINING_MAX_PROCESSES} "
+            "(PREFLOOP_TRAINING_MAX_PROCESSES)"
+        )
+    if nodes > 1 and not settings.TRAINING_RDZV_ENDPOINT:
+        raise ApplicationError(
+            "a run on several nodes needs PREFLOOP_TRAINING_RDZV_ENDPOINT (host:port where the "
+            "nodes meet); see docs/training.md"
+        )
+
+
+def training_launch(run: TrainingRun) -> runner.Launch:
+    """How the runner starts ``run``'s trainer (one process, or torchrun)."""
+    return runner.Launch(
+        processes=run.processes, nodes=run.nodes,
+        rdzv_endpoint=settings.TRAINING_RDZV_ENDPOINT, rdzv_id=f"prefloop-run-{run.pk}",
+    )  # fmt: skip
+
+
 @transaction.atomic
 def training_run_create(
     *,
@@ -112,10 +137,14 @@ def training_run_create(
     output_name: str = "",
     user=None,
     enqueue: bool = True,
+    processes: int = 1,
+    nodes: int = 1,
 ) -> TrainingRun:
-    """Create a run; with ``enqueue`` it goes to the ``train`` queue after commit."""
+    """Create a run; with ``enqueue`` it goes to the ``train`` queue after commit.
+    ``processes`` > 1 (per node) or ``nodes`` > 1 run the trainer under torchrun."""
     hyperparameters = dict(hyperparameters or {})
     _check_request(algorithm, snapshot, hyperparameters)
+    training_launch_check(processes=processes, nodes=nodes)
     if snapshot.project_id != project.pk:
         raise ApplicationError("the snapshot belongs to another project")
     _check_owned(project=project, models=(policy, reference), hyperparameters=hyperparameters)
@@ -124,7 +153,7 @@ def training_run_create(
     run = TrainingRun.objects.create(
         project=project, algorithm=algorithm, snapshot=snapshot, policy=policy,
         reference=reference or policy, hyperparameters=hyperparameters,
-        output_name=output_name or "pending", created_by=user,
+        output_name=output_name or "pending", created_by=user, processes=processes, nodes=nodes,
     )  # fmt: skip
     if not output_name:
         run.output_name = f"{project.slug}-{algorithm}-run{run.pk}"[:100]
@@ -220,7 +249,7 @@ def _execute(run: TrainingRun, *, resume: bool) -> TrainingRun:
     outcome = runner.trainer_run(
         config=config, run_dir=Path(run.run_dir), resume=resume,
         on_metric=lambda record: _record_metric(run.pk, record),
-        should_cancel=lambda: _cancel_requested(run.pk),
+        should_cancel=lambda: _cancel_requested(run.pk), launch=training_launch(run),
     )  # fmt: skip
     if outcome.cancelled:
         return _finish(run, TrainingRun.Status.CANCELLED, log_tail=outcome.log_tail)

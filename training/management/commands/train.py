@@ -39,6 +39,13 @@ class Command(BaseCommand):
             help="Other trainer setting (python -m training.core.train -h).",
         )
         parser.add_argument("--enqueue", action="store_true", help="Run on a train worker.")
+        parser.add_argument(
+            "--processes", type=int, default=1, help="Trainer processes per node (torchrun)."
+        )
+        parser.add_argument(
+            "--nodes", type=int, default=1,
+            help="Nodes; > 1 needs PREFLOOP_TRAINING_RDZV_ENDPOINT (docs/training.md).",
+        )  # fmt: skip
 
     def handle(self, *args, **o) -> None:
         try:
@@ -77,5 +84,5 @@ class Command(BaseCommand):
         return services.training_run_create(
             project=project, algorithm=o["algorithm"], snapshot=snapshot, policy=policy,
             reference=reference, hyperparameters=params, output_name=o["output_name"],
-            enqueue=o["enqueue"],
+            enqueue=o["enqueue"], processes=o["processes"], nodes=o["nodes"],
         )  # fmt: skip
