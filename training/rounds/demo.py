@@ -77,7 +77,7 @@ def _secs(value: float | None) -> str:
     return "   -  " if value is None else f"{value:6.1f}"
 
 
-def table_lines(rows: list[TableRow]) -> list[str]:
+def table_lines(rows: list[TableRow], *, metric: str = "held-out accuracy") -> list[str]:
     """The demo loop's table: one line per round, then the before -> after line."""
     width = max([len("policy")] + [len(r.policy) for r in rows])
     new_width = max([len("new version")] + [len(r.new_version or r.status) for r in rows])
@@ -103,6 +103,6 @@ def table_lines(rows: list[TableRow]) -> list[str]:
     last = next((r.accuracy for r in reversed(rows) if r.accuracy is not None), None)
     if first is not None and last is not None:
         points = 100 * (last - first)
-        lines.append(f"held-out accuracy: {100 * first:.1f}% -> {100 * last:.1f}% "
+        lines.append(f"{metric}: {100 * first:.1f}% -> {100 * last:.1f}% "
                      f"({points:+.1f} points)")  # fmt: skip
     return lines

@@ -16,8 +16,9 @@ re-used by the next round, so every version is measured the same way). Then:
   log-probs read by the backend's ``score``.
 - **length**: tokens and characters of the answers (growing length is the classic tell
   of reward hacking in iterative DPO: Self-Rewarding LMs, iLR-DPO).
-- **demo accuracy**: the share of answers the demo checker accepts, for prompts that
-  carry a ``demo_fact``.
+- **task accuracy**: the share of answers a demo task's checker accepts: the capitals
+  checker for prompts that carry a ``demo_fact``, and the strict (every constraint)
+  instruction-following check for prompts that carry ``instruct`` constraints.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from generation.backends import ScoreRequest
 from generation.feedback import conf as feedback_conf
 from generation.feedback.judges.programmatic import demo_capital_score
 from generation.feedback.models import FeedbackJob, FeedbackLabel
+from generation.instruct.checker import constraints_of, prompt_passes
 from generation.jobs import generation_job_run
 from generation.models import GeneratedSample, GenerationJob, ModelVersion
 from prefloop.exceptions import ApplicationError
@@ -102,14 +104,20 @@ def length_stats(samples: Sequence[GeneratedSample]) -> dict | None:
     }
 
 
+def task_score(sample: GeneratedSample) -> float | None:
+    """1/0 by the checker of the prompt's demo task; None for prompts of no such task."""
+    metadata = sample.prompt.metadata or {}
+    constraints = constraints_of(metadata)
+    if constraints is not None:
+        return 1.0 if prompt_passes(constraints, sample.response.text) else 0.0
+    return demo_capital_score(messages=sample.prompt.messages, response=sample.response.text,
+                              metadata=metadata)
+
+
 def demo_accuracy(samples: Sequence[GeneratedSample]) -> dict | None:
-    """Share of answers the demo checker accepts (prompts without a ``demo_fact`` skipped)."""
-    scores = [
-        demo_capital_score(messages=s.prompt.messages, response=s.response.text,
-                           metadata=s.prompt.metadata or {})
-        for s in samples
-    ]  # fmt: skip
-    kept = [x for x, s in zip(scores, samples, strict=True) if x is not None]
+    """Share of answers the task checker accepts (prompts of no demo task skipped)."""
+    scores = [task_score(s) for s in samples]
+    kept = [x for x in scores if x is not None]
     if not kept:
         return None
     questions = len({s.prompt_id for s, x in zip(samples, scores, strict=True) if x is not None})

@@ -20,7 +20,7 @@ from annotation.models import Project
 from generation.selectors import model_version_get
 from prefloop.exceptions import ApplicationError
 from training.management.params import key_value_param
-from training.rounds import demo, plot, selectors, services
+from training.rounds import demo, instruct_demo, plot, selectors, services
 from training.rounds.config import DEMO_SCORER, RoundSettings
 from training.rounds.models import Round
 
@@ -57,7 +57,11 @@ class Command(BaseCommand):
           help="Trainer setting, e.g. lr=1e-4 (python -m training.core.train -h).")  # fmt: skip
         a("--sync", action="store_true", help="Run here instead of on Celery workers.")
         a("--resume", type=int, metavar="INDEX", help="Continue round INDEX where it stopped.")
-        a("--demo", action="store_true", help="Set the capitals demo project up first.")
+        a("--demo", action="store_true", help="Set the demo project of --task up first.")
+        a("--task", choices=("capitals", "instruct"), default="capitals",
+          help="--demo: capitals (the demo model) or instruct (SmolLM2, `make real-model`).")
+        a("--prompts", type=int, default=96, help="--task instruct: training prompts.")
+        a("--held-out", type=int, default=40, help="--task instruct: held-out prompts.")
         a("--base-model", default="", help="--demo: the demo model folder.")
         a("--threads", type=int, default=0, help="torch threads here and in the trainer.")
         a("--plot", default="", help="Write the rounds' metrics plot (PNG or SVG) here.")
@@ -88,6 +92,13 @@ class Command(BaseCommand):
 
     def _project(self, o: dict):
         policy = model_version_get(name=o["policy"]) if o["policy"] else None
+        if o["demo"] and o["task"] == "instruct":
+            project = instruct_demo.instruct_project_setup(
+                slug=o["project"], train=o["prompts"], held_out=o["held_out"], seed=o["seed"]
+            )
+            first = not Round.objects.filter(project=project).exists()
+            base = instruct_demo.base_version_get_or_register() if first else None
+            return project, policy or base
         if o["demo"]:
             base = Path(o["base_model"] or settings.DEMO_MODEL_DIR)
             if not (base / "config.json").is_file():
@@ -111,9 +122,15 @@ class Command(BaseCommand):
                                      inline=o["sync"])  # fmt: skip
 
     def _settings(self, o: dict) -> RoundSettings:
+        instruct = o["demo"] and o["task"] == "instruct"
         labelling, judge = JUDGES.get(o["judge"], (None, o["judge"]))
+        if instruct and o["judge"] == "programmatic":
+            judge = f"programmatic:{instruct_demo.INSTRUCT_SCORER}"
         labelling = o["labelling"] or labelling or "ai"
-        hyper = dict(demo.DEMO_HYPERPARAMETERS) if o["demo"] else {}
+        hyper = {}
+        if o["demo"]:
+            hyper = dict(instruct_demo.INSTRUCT_HYPERPARAMETERS if instruct
+                         else demo.DEMO_HYPERPARAMETERS)
         hyper.update(key_value_param(p) for p in o["param"])
         if o["threads"]:
             hyper.setdefault("threads", o["threads"])
@@ -142,5 +159,6 @@ class Command(BaseCommand):
         if o["plot"]:
             path = plot.rounds_plot_write(project=project, path=Path(o["plot"]))
             self.stdout.write(f"plot: {path}")
-        for line in demo.table_lines(rows):
+        metric = "held-out constraint accuracy" if o["task"] == "instruct" else "held-out accuracy"
+        for line in demo.table_lines(rows, metric=metric):
             self.stdout.write(line)
