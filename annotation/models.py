@@ -39,6 +39,9 @@ class Project(models.Model):
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    archived_at = models.DateTimeField(
+        null=True, blank=True, help_text="Archived: read-only, hidden from annotators' lists."
+    )
 
     def __str__(self) -> str:
         return self.slug

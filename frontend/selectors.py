@@ -31,7 +31,8 @@ class ProjectCard:
 
 
 def project_cards(*, user: AbstractBaseUser) -> list[ProjectCard]:
-    """The user's projects with their own progress and the project's completion."""
+    """The user's projects with their own progress and the project's completion;
+    archived projects only for their owners."""
     return [
         ProjectCard(
             project=project,
@@ -39,6 +40,7 @@ def project_cards(*, user: AbstractBaseUser) -> list[ProjectCard]:
             progress=task_selectors.progress_for_annotator(project=project, annotator=user),
         )
         for project in project_selectors.project_list_for_user(user=user)
+        if project.archived_at is None or project.my_role == "owner"
     ]
 
 

@@ -2,11 +2,23 @@
 
 from django.urls import path
 
-from frontend.views import annotate, constitutions, data, home, owner
+from frontend.views import annotate, constitutions, data, home, owner, people, projects
 
 app_name = "frontend"
 urlpatterns = [
     path("", home.home, name="home"),
+    path("me/", people.profile, name="profile"),
+    path("me/invitations/<slug:token>/accept", people.invitation_answer, {"answer": "accept"},
+         name="invitation-accept"),
+    path("me/invitations/<slug:token>/decline", people.invitation_answer, {"answer": "decline"},
+         name="invitation-decline"),
+    path("projects/new", projects.project_create, name="project-create"),
+    path("projects/preview", projects.guidelines_preview, name="guidelines-preview"),
+    path("p/<slug:slug>/settings/", projects.project_settings, name="project-settings"),
+    path("p/<slug:slug>/archive", projects.project_archive, name="project-archive"),
+    path("p/<slug:slug>/people/", people.people, name="people"),
+    path("p/<slug:slug>/people/<int:user_id>/role", people.member_role, name="member-role"),
+    path("p/<slug:slug>/people/<int:user_id>/remove", people.member_remove, name="member-remove"),
     path("p/<slug:slug>/dashboard/", owner.dashboard, name="dashboard"),
     path("p/<slug:slug>/jobs/", owner.jobs, name="jobs"),
     path("p/<slug:slug>/jobs/live", owner.jobs_fragment, name="jobs-live"),

@@ -9,8 +9,9 @@ pass data through ``data-`` attributes.
 Exceptions, each as narrow as it can be:
 - a view may set ``response.csp_remote_images = True`` (a project that allows remote
   images in responses): ``img-src`` then also allows ``https:``;
-- the Swagger UI page (``api-docs``) loads its bundle from jsDelivr and starts it
-  with an inline script (drf-spectacular's ``SpectacularSwaggerView``);
+- the API documentation pages (``api-docs``: Swagger UI, ``api-redoc``: ReDoc) load
+  their bundles from this site (drf-spectacular-sidecar) and run no inline script, but
+  the bundles set inline styles, and ReDoc searches in a ``blob:`` worker;
 - Django's own debug error pages (``DEBUG`` only) use inline CSS and JS.
 """
 
@@ -35,19 +36,17 @@ BASE_POLICY = {
     "form-action": "'self'",
     "frame-ancestors": "'none'",
 }
-SWAGGER_CDN = "https://cdn.jsdelivr.net"
-SWAGGER_POLICY = {
+API_DOCS_POLICY = {
     **BASE_POLICY,
-    "script-src": f"'self' 'unsafe-inline' {SWAGGER_CDN}",
-    "style-src": f"'self' 'unsafe-inline' {SWAGGER_CDN}",
-    "img-src": f"'self' data: {SWAGGER_CDN}",
+    "style-src": "'self' 'unsafe-inline'",
+    "worker-src": "'self' blob:",
 }
 DEBUG_PAGE_POLICY = {
     **BASE_POLICY,
     "script-src": "'self' 'unsafe-inline'",
     "style-src": "'self' 'unsafe-inline'",
 }
-RELAXED_URL_NAMES = {"api-docs"}
+RELAXED_URL_NAMES = {"api-docs", "api-redoc"}
 PERMISSIONS_POLICY = "camera=(), microphone=(), geolocation=(), payment=(), usb=()"
 
 
@@ -58,7 +57,7 @@ def _serialise(policy: dict[str, str]) -> str:
 def content_security_policy(request: HttpRequest, response: HttpResponse) -> str:
     match = getattr(request, "resolver_match", None)
     if match is not None and match.url_name in RELAXED_URL_NAMES:
-        return _serialise(SWAGGER_POLICY)
+        return _serialise(API_DOCS_POLICY)
     if settings.DEBUG and response.status_code in (404, 500):
         return _serialise(DEBUG_PAGE_POLICY)
     policy = dict(BASE_POLICY)

@@ -1,13 +1,15 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView
 
+from frontend.views import apidocs
 from prefloop import auth, tokens, views
 
 
 def reset(view):
     return auth.password_reset_routed(view.as_view())
+
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -31,7 +33,9 @@ urlpatterns = [
     path("api/me/token/rotate", tokens.MyTokenRotateApi.as_view(), name="my-token-rotate"),
     path("api/me/token/revoke", tokens.MyTokenRevokeApi.as_view(), name="my-token-revoke"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    # Swagger UI and ReDoc from drf-spectacular-sidecar's static files: no CDN needed.
+    path("api/docs/", apidocs.SwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/redoc/", apidocs.RedocView.as_view(url_name="api-schema"), name="api-redoc"),
     path("healthz", views.healthz, name="healthz"),
     path("api/", include("annotation.urls")),
     path("api/", include("generation.urls")),

@@ -9,6 +9,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import F, Value
 from django.db.models.functions import Greatest
+from django.utils import timezone
 
 from annotation.models import AnnotatorProfile, Membership, Project, Task
 from annotation.permissions import user_may_create_project  # noqa: F401 (the owner console's)
@@ -132,3 +133,29 @@ def _direct_allowed(
         return True
     held = ROLE_RANK[current.role] if current is not None else -1
     return role == Membership.Role.ANNOTATOR or ROLE_RANK[role] <= held
+
+
+MEMBER_UNKNOWN = "That user is not a member of this project."
+
+
+@transaction.atomic
+def member_remove(*, project: Project, user: AbstractBaseUser) -> None:
+    """Remove ``user`` from ``project`` (their verdicts stay); never the last owner."""
+    owners = list(
+        Membership.objects.select_for_update()
+        .filter(project=project, role=Membership.Role.OWNER)
+        .values_list("user_id", flat=True)
+    )
+    if owners == [user.pk]:
+        raise ApplicationError(LAST_OWNER)
+    deleted, _ = Membership.objects.filter(project=project, user=user).delete()
+    if not deleted:
+        raise ApplicationError(MEMBER_UNKNOWN)
+
+
+@transaction.atomic
+def project_archive_set(*, project: Project, archived: bool) -> Project:
+    """Archive a project (it leaves annotators' lists) or bring it back."""
+    project.archived_at = timezone.now() if archived else None
+    project.save(update_fields=["archived_at"])
+    return project

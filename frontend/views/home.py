@@ -15,5 +15,6 @@ from frontend import selectors
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
     cards = selectors.project_cards(user=request.user)
-    context = {"cards": cards, "quality_roles": permissions.QUALITY_READERS}
+    context = {"cards": cards, "quality_roles": permissions.QUALITY_READERS,
+               "may_create": permissions.user_may_create_project(user=request.user)}
     return render(request, "frontend/home.html", context)
