@@ -17,6 +17,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from annotation.io.paths import UnsafePath, safe_path_under
 from annotation.io.writers import DATA_FILE
 from annotation.models import ExportSnapshot, Project
 from annotation.services.exports import export_snapshot_file
@@ -26,7 +27,6 @@ from generation.models import ModelVersion
 from prefloop import jobs as prefloop_jobs
 from prefloop.celery import enqueue_on_commit
 from prefloop.exceptions import ApplicationError, ConflictError, NotFoundError
-from prefloop.paths import UnsafePath, safe_path_under
 from training import runner, tasks
 from training.core.config import TrainConfig
 from training.models import TrainingMetric, TrainingRun

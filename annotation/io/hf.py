@@ -12,9 +12,9 @@ from pathlib import Path
 
 import datasets
 
+from annotation.io.paths import UnsafePath, safe_path_under
 from annotation.io.readers import FileRejected, Record
 from annotation.io.rows import SPLIT_ALIASES
-from prefloop.paths import UnsafePath, safe_path_under
 
 MESSAGES = datasets.List({"role": datasets.Value("string"), "content": datasets.Value("string")})
 COLUMN_TYPES = {

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from prefloop.paths import UnsafePath, safe_path_under
+from annotation.io.paths import UnsafePath, safe_path_under
 
 FORMATS = ("auto", "jsonl", "csv", "hf")
 BOM = b"\xef\xbb\xbf"

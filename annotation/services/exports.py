@@ -22,11 +22,11 @@ from django.db.models import QuerySet
 
 from annotation.io import aggregate, writers
 from annotation.io.aggregate import Vote
+from annotation.io.paths import safe_path_under
 from annotation.io.rules import ExportRules
 from annotation.io.writers import ExportFormat
 from annotation.models import ExportSnapshot, Feedback, Judgment, Project, Response, Task
 from prefloop.exceptions import ApplicationError, NotFoundError
-from prefloop.paths import safe_path_under
 
 JSONL_SUFFIXES = (".jsonl", ".json")
 

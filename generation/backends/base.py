@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Protocol
 
-from prefloop.paths import UnsafePath, safe_path_within
+from annotation.io.paths import UnsafePath, safe_path_within
 
 Message = dict[str, str]
 Conversation = Sequence[Message]

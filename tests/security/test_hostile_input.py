@@ -17,11 +17,11 @@ from django.test import Client
 from rest_framework.test import APIClient
 
 from annotation.io import writers
+from annotation.io.paths import UnsafePath, safe_path_under
 from annotation.models import Assignment, Project, Prompt, Response
 from annotation.services import exports
 from generation.models import ModelVersion
 from prefloop.parsers import json_depth_check
-from prefloop.paths import UnsafePath, safe_path_under
 from tests.annotation import binary_tasks_build, project_build, user_build
 from training.models import TrainingRun
 

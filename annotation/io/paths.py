@@ -5,6 +5,9 @@ that the result is still inside ``root``: ``../../etc/passwd``, an absolute path
 elsewhere, a symlink pointing out of the folder and a NUL byte are all refused with
 ``UnsafePath`` (a ``ValueError``; the APIs answer 400). Whatever a caller does with the
 returned path, it never reads or writes outside the allowed folder.
+
+Django-free (backends and the file readers import it), so it lives here rather than in
+the ``prefloop`` project package, whose ``__init__`` loads the Celery app.
 """
 
 from __future__ import annotations
