@@ -154,6 +154,7 @@ def world_build() -> World:
         "constitution": "mx-rules", "version": 1, "round": 1, "pairwise": "pairwise",
         "default_constitution": DEFAULT_NAME, "invitation": invited.token,
         "thumbs": "thumbs", "uidb64": "MQ", "reset_token": "set-password",
+        "annotator_id": users["annotator"].pk,
         "pair_assignment": _lease(project, users["annotator"], Task.Kind.PAIRWISE),
         "thumbs_assignment": _lease(project, users["annotator"], Task.Kind.BINARY),
         "ai_assignment": _lease(project, users["ai_judge"], Task.Kind.PAIRWISE),

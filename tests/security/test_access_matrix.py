@@ -86,6 +86,16 @@ def everyone(ok: Expect) -> dict[str, Expect]:
     return dict.fromkeys(ROLES, ok)
 
 
+def creators(ok: Expect) -> dict[str, Expect]:
+    """Pages outside a project for holders of ``annotation.add_project`` (the owner here)."""
+    return {ANON: LOGIN, AI: LOGIN} | {r: ok if r == OWN else 403 for r in (OUT, ANN, REV, OWN)}
+
+
+def invitee(ok: Expect) -> dict[str, Expect]:
+    """An invitation answers only the user it names (the outsider); others get 404."""
+    return {ANON: LOGIN, AI: LOGIN, OUT: ok} | dict.fromkeys((ANN, REV, OWN), 404)
+
+
 @dataclass(frozen=True)
 class Row:
     route: str  # the URL pattern's name
@@ -130,6 +140,9 @@ def _run_body(hash_ref: str) -> Callable[[World], dict]:
 
 ROUND_FORM = {"policy": "mx-base", "algorithm": "dpo", "labelling": "programmatic",
               "reference": "previous", "rounds": "1", "samples": "2"}  # fmt: skip
+SETTINGS_FORM = {"name": "Renamed", "pairwise_enabled": "on", "overlap": "1", "max_overlap": "5",
+                 "strength_levels": "3", "lease_seconds": "900"}  # fmt: skip
+NEW_PROJECT_FORM = SETTINGS_FORM | {"slug": "mx-fresh"}
 PAIR, THUMBS, OTHER = "pair_assignment", "thumbs_assignment", "other_assignment"
 GEN, FB, RUN = "gen_job", "fb_job", "run"
 
@@ -154,6 +167,7 @@ ROWS = [
     row("my-token-revoke", "POST", global_api(200, *ROLES)),
     row("api-schema", "GET", everyone(200)),
     row("api-docs", "GET", everyone(200)),
+    row("api-redoc", "GET", everyone(200)),
     row("api-redoc", "GET", everyone(200)),
     row("healthz", "GET", everyone(200)),
     # --- Admin: staff only; everybody here is sent to the admin's log-in page ---------
@@ -283,6 +297,26 @@ ROWS = [
         prepare=_running_round),
     # --- Pages ------------------------------------------------------------------------------
     row("frontend:home", "GET", signed_in(200)),
+    row("frontend:profile", "GET", signed_in(200)),
+    row("frontend:profile", "POST", signed_in(200), form=True, body={"action": "rotate"}),
+    row("frontend:invitation-accept", "POST", invitee(302), form=True, token="invitation"),
+    row("frontend:invitation-decline", "POST", invitee(302), form=True, token="invitation"),
+    row("frontend:project-create", "GET", creators(200)),
+    row("frontend:project-create", "POST", creators(302), form=True, body=NEW_PROJECT_FORM),
+    row("frontend:guidelines-preview", "POST", signed_in(200), form=True,
+        body={"guidelines": "**Be kind**"}),
+    row("frontend:project-settings", "GET", page(200, *OWNERS)),
+    row("frontend:project-settings", "POST", page(302, *OWNERS), form=True,
+        body=SETTINGS_FORM),
+    row("frontend:project-archive", "POST", page(302, *OWNERS), form=True,
+        body={"archived": "1"}),
+    row("frontend:people", "GET", page(200, *READERS)),
+    row("frontend:people", "POST", page(302, *OWNERS), form=True,
+        body={"add-username": "mx-outsider", "add-role": "annotator"}),
+    row("frontend:member-role", "POST", page(302, *OWNERS), form=True,
+        body={"role": "annotator"}, user_id="annotator_id"),
+    row("frontend:member-remove", "POST", page(302, *OWNERS), form=True,
+        user_id="annotator_id"),
     row("frontend:task", "GET", page(200, ANN, REV, OWN), kind_slug="pairwise"),
     row("frontend:judgment-submit", "POST", lease_page(302), form=True, body={"choice": "left"},
         assignment_id=PAIR),
