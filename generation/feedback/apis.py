@@ -233,6 +233,8 @@ class FeedbackJobCreateApi(APIView):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         d = dict(data.validated_data)
+        selectors.item_ids_check(project=project, generation_job_id=d.get("generation_job_id"),
+                                 task_ids=d.get("task_ids"))  # fmt: skip
         judge = selectors.judge_get(name=d.pop("judge"), project=project)
         job = jobs.feedback_job_create(project=project, judge=judge,
                                                 created_by=request.user, **d)  # fmt: skip
@@ -264,6 +266,7 @@ class CritiqueJobCreateApi(APIView):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         d = dict(data.validated_data)
+        selectors.item_ids_check(project=project, response_ids=d.get("response_ids"))
         version = _version(d.pop("constitution"), d.pop("constitution_version", None), project)
         job = jobs.critique_job_create(
             project=project, model_version=generation_selectors.model_version_get(

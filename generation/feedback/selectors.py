@@ -20,7 +20,7 @@ from generation.feedback.models import (
     FeedbackLabel,
     Judge,
 )
-from generation.models import GeneratedSample
+from generation.models import GeneratedSample, GenerationJob
 from prefloop.exceptions import NotFoundError
 
 SCOPES = ("all", "unlabelled", "low_agreement", "human_labelled", "generation_job", "tasks")
@@ -102,6 +102,22 @@ def judge_get(*, name: str, project: Project | None = None) -> Judge:
     if judge is None:
         raise NotFoundError(f"no judge named {name!r}")
     return judge
+
+
+def item_ids_check(
+    *, project: Project, generation_job_id: int | None = None, task_ids=None, response_ids=None
+) -> None:
+    """404 unless every id a job request names belongs to ``project`` (another
+    project's ids are "not found", like unknown ones)."""
+    if generation_job_id is not None and not GenerationJob.objects.filter(
+        pk=generation_job_id, project=project
+    ).exists():
+        raise NotFoundError(f"no generation job {generation_job_id} in this project")
+    for model, ids, what in ((Task, task_ids, "tasks"), (Response, response_ids, "responses")):
+        wanted = set(ids or [])
+        where = {"project": project} if model is Task else {"prompt__project": project}
+        if wanted and model.objects.filter(pk__in=wanted, **where).count() != len(wanted):
+            raise NotFoundError(f"some {what} are not in this project")
 
 
 def project_get_for_owner(*, slug: str, user: AbstractBaseUser) -> Project:

@@ -16,20 +16,16 @@ The ``trl-dpo`` snapshots are what ``training`` accepts for DPO-family runs.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
-from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 
 from annotation.io import writers
 from annotation.models import ExportSnapshot, Project
+from annotation.services.exports import export_snapshot_store
 from generation import ownership
 from generation.feedback.models import CritiqueTrace, FeedbackLabel, Judge
-from prefloop.exceptions import ApplicationError
+from prefloop.exceptions import ApplicationError, NotFoundError
 
 FORMATS = {  # name -> (objective, conversational)
     "trl-dpo": ("dpo", False),
@@ -73,7 +69,7 @@ def ai_export_create(
     if rules.source == "soft_labels":
         judge = ownership.visible_get(Judge.objects.all(), name=rules.judge, project=project)
         if judge is None:
-            raise ApplicationError(f"no judge named {rules.judge!r}")
+            raise NotFoundError(f"no judge named {rules.judge!r}")
         rows, counts = soft_label_rows(project=project, judge=judge, rules=rules,
                                        conversational=conversational)  # fmt: skip
     else:
@@ -87,12 +83,8 @@ def ai_export_create(
             "trainer": "trl.DPOTrainer" if objective == "dpo" else "trl.SFTTrainer",
             "content_hash": digest, "data_file": writers.DATA_FILE, "columns": list(rows[0]),
             "rules": asdict(rules), "counts": counts}  # fmt: skip
-    folder = _snapshot_store(project, digest, data, info)
-    return ExportSnapshot.objects.get_or_create(
-        project=project, format=fmt, content_hash=digest,
-        defaults={"path": str(folder), "rules": asdict(rules), "counts": counts,
-                  "created_by": user},
-    )  # fmt: skip
+    return export_snapshot_store(project=project, fmt=fmt, data=data, manifest=info,
+                                 card=_card(info), rules=asdict(rules), user=user)  # fmt: skip
 
 
 def soft_label_rows(
@@ -162,27 +154,6 @@ def _drop_reason(rules: ConversionRules, split: str, conversational: bool, messa
     if writers.prompt_value(messages, conversational) is None:
         return writers.MULTI_TURN_PROMPT
     return None
-
-
-def _snapshot_store(project: Project, digest: str, data: bytes, info: dict) -> Path:
-    """The same folder layout as annotation's exports, written atomically (a rename)."""
-    folder = Path(settings.DATA_DIR) / "exports" / project.slug / digest
-    if (folder / writers.DATA_FILE).is_file():
-        return folder
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{digest[:12]}-", dir=folder.parent))
-    staging.chmod(0o755)
-    (staging / writers.DATA_FILE).write_bytes(data)
-    (staging / writers.CARD_FILE).write_text(_card(info), "utf-8")
-    manifest = json.dumps(info, indent=2, ensure_ascii=False) + "\n"
-    (staging / writers.MANIFEST_FILE).write_text(manifest, "utf-8")
-    try:
-        os.replace(staging, folder)
-    except OSError:  # another export of the same data won the race
-        shutil.rmtree(staging, ignore_errors=True)
-        if not (folder / writers.DATA_FILE).is_file():
-            raise
-    return folder
 
 
 def _card(info: dict) -> str:
