@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from django.apps import apps
 
 from annotation.models import Project
+from prefloop.jobs import JobStatus
 
-ACTIVE_STATUSES = {"pending", "queued", "running", "started"}
+ACTIVE_STATUSES = {JobStatus.PENDING, JobStatus.RUNNING}  # every job kind spells them so
 METRIC_KEYS = ("loss", "reward_accuracy", "reward_margin", "kl")
 
 

@@ -4,7 +4,8 @@ The job is a list of units (model version, batch of prompt ids): one pass over t
 prompts, or two for head-to-head. Each unit generates only the samples that do not
 exist yet, then stores them, makes pairs and advances the progress counters in one
 transaction, so a job re-run after a crash (a redelivered task) repeats nothing.
-Cancellation is checked before every unit.
+Cancellation is checked before every unit. Claiming, heartbeat and the end of the job
+are the lifecycle every job shares (``prefloop.jobs.job_running``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from collections.abc import Iterator
 
 from django.db import transaction
 from django.db.models import F
-from django.utils import timezone
 
 from annotation.models import Prompt, Response
 from generation import conf, pairing, store
@@ -32,76 +32,32 @@ from generation.backends import (
 )
 from generation.backends.base import MAX_SEED
 from generation.models import GeneratedSample, GenerationJob, ModelVersion
-from prefloop import jobs as prefloop_jobs
+from prefloop.jobs import Running, job_running
 
 logger = logging.getLogger(__name__)
-Status = GenerationJob.Status
 Unit = tuple[ModelVersion, list[int]]
 
 
 def generation_job_run(*, job_id: int) -> GenerationJob:
     """Execute (or resume) a job; backend errors end it as FAILED with their message."""
-    job = _job_start(job_id=job_id)
-    if job.status != Status.RUNNING:
-        return job
-    with prefloop_jobs.heartbeat(GenerationJob, job_id):
-        return _job_run(job)
+    with job_running(GenerationJob, job_id, failing_on=(BackendError,)) as run:
+        if run.claimed:
+            _job_run(run)
+    return run.job
 
 
-def _job_run(job: GenerationJob) -> GenerationJob:
-    job_id = job.pk
-    try:
-        sampling = SamplingConfig.from_dict(job.sampling)
-        for index, (version, prompt_ids) in enumerate(_units(job)):
-            if index < job.batches_done:
-                continue  # stored before a crash
-            if GenerationJob.objects.filter(pk=job_id, cancel_requested=True).exists():
-                return _job_finish(job_id=job_id, status=Status.CANCELLED)
-            _unit_run(job=job, index=index, version=version, prompt_ids=prompt_ids,
-                      sampling=sampling)  # fmt: skip
-    except BackendError as exc:
-        logger.warning("generation job %s failed: %s", job_id, exc)
-        return _job_finish(job_id=job_id, status=Status.FAILED, error=str(exc))
-    return _job_finish(job_id=job_id, status=Status.SUCCEEDED)
-
-
-def generation_job_fail(*, job_id: int, reason: str) -> GenerationJob:
-    """Record an unexpected failure (called by the task for errors outside the domain)."""
-    return _job_finish(job_id=job_id, status=Status.FAILED, error=reason)
-
-
-@transaction.atomic
-def _job_start(*, job_id: int) -> GenerationJob:
-    job = GenerationJob.objects.select_for_update().get(pk=job_id)
-    if job.status in GenerationJob.TERMINAL:
-        return job
-    if job.cancel_requested:
-        job.status, job.finished_at = Status.CANCELLED, timezone.now()
-        job.save(update_fields=["status", "finished_at"])
-        return job
-    exhausted = prefloop_jobs.attempts_exhausted(job.attempts)
-    if exhausted:
-        job.status, job.error, job.finished_at = Status.FAILED, exhausted, timezone.now()
-        job.save(update_fields=["status", "error", "finished_at"])
-        return job
+def _job_run(run: Running) -> None:
+    job = run.job
     if job.sampling.get("seed") is None:  # rows made outside the service
         job.sampling = {**job.sampling, "seed": secrets.randbelow(MAX_SEED)}
-    job.status, job.attempts = Status.RUNNING, job.attempts + 1
-    job.started_at = job.started_at or timezone.now()
-    job.worker, job.heartbeat_at = prefloop_jobs.worker_id(), timezone.now()
-    job.save(update_fields=["sampling", "status", "attempts", "started_at", "worker",
-                            "heartbeat_at"])  # fmt: skip
-    return job
-
-
-@transaction.atomic
-def _job_finish(*, job_id: int, status: str, error: str = "") -> GenerationJob:
-    job = GenerationJob.objects.select_for_update().get(pk=job_id)
-    if job.status in GenerationJob.TERMINAL:
-        return job
-    job.status, job.error, job.finished_at = status, error, timezone.now()
-    job.save(update_fields=["status", "error", "finished_at"])
-    return job
+        GenerationJob.objects.filter(pk=job.pk).update(sampling=job.sampling)
+    sampling = SamplingConfig.from_dict(job.sampling)
+    for index, (version, prompt_ids) in enumerate(_units(job)):
+        if index < job.batches_done:
+            continue  # stored before a crash
+        run.stop_if_cancelled()
+        _unit_run(job=job, index=index, version=version, prompt_ids=prompt_ids,
+                  sampling=sampling)  # fmt: skip
 
 
 def _units(job: GenerationJob) -> Iterator[Unit]:

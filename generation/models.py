@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.db import models
 
 from generation.ownership_fields import OWNER_HELP, name_unique_per_owner
+from prefloop.jobs.models import Job
 
 
 class ModelVersion(models.Model):
@@ -57,19 +57,15 @@ class ModelNameReservation(models.Model):
         ]
 
 
-class GenerationJob(models.Model):
+class GenerationJob(Job):
     """Sample candidate responses for a project's prompts and pair them for annotation.
 
     The prompt selection is frozen into ``prompt_ids`` when the job is created, so
     progress has a fixed total and a re-run after a crash works on the same prompts.
+    Its status, worker and attempts are those of every job (``prefloop.jobs``).
     """
 
-    class Status(models.TextChoices):
-        PENDING = "pending"
-        RUNNING = "running"
-        SUCCEEDED = "succeeded"
-        FAILED = "failed"
-        CANCELLED = "cancelled"
+    task_name = "generation.tasks.generation_job_execute"
 
     class Pairing(models.TextChoices):
         NONE = "none", "No pairs (responses only)"
@@ -77,8 +73,6 @@ class GenerationJob(models.Model):
         ALL = "all", "Every pair of one prompt's samples"
         HEAD_TO_HEAD = "head_to_head", "Sample i of the model vs sample i of the opponent"
         BEST_VS_WORST = "best_vs_worst", "Highest vs lowest judge score"
-
-    TERMINAL = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
 
     project = models.ForeignKey(
         "annotation.Project", on_delete=models.CASCADE, related_name="generation_jobs"
@@ -97,16 +91,7 @@ class GenerationJob(models.Model):
     judge = models.CharField(max_length=100, blank=True, help_text="best_vs_worst: scorer name.")
     batch_size = models.PositiveIntegerField(default=256, help_text="Prompts per engine call.")
 
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
-    error = models.TextField(blank=True)
-    cancel_requested = models.BooleanField(default=False)
     backend = models.CharField(max_length=40, blank=True)
-    worker = models.CharField(max_length=200, blank=True)
-    celery_task_id = models.CharField(max_length=255, blank=True)
-    attempts = models.PositiveIntegerField(default=0, help_text="Times a worker started it.")
-    heartbeat_at = models.DateTimeField(
-        null=True, blank=True, help_text="Last sign of life of the worker running it."
-    )
 
     total = models.PositiveIntegerField(default=0, help_text="Prompt generations to do.")
     done = models.PositiveIntegerField(default=0)
@@ -115,13 +100,6 @@ class GenerationJob(models.Model):
     tasks_created = models.PositiveIntegerField(default=0)
     output_tokens = models.BigIntegerField(default=0)
     engine_seconds = models.FloatField(default=0.0)
-
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import secrets
-import uuid
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
 from annotation.models import Project
-from generation import jobs, ownership, pairing, selectors, tasks
+from generation import ownership, pairing, selectors
 from generation.backends.base import (
     MAX_SEED,
     InvalidSamplingError,
@@ -19,7 +18,7 @@ from generation.backends.base import (
     check_model_source,
 )
 from generation.models import GenerationJob, ModelNameReservation, ModelVersion
-from prefloop.celery import enqueue_on_commit
+from prefloop import jobs as prefloop_jobs
 from prefloop.exceptions import ConflictError
 
 NO_PROMPTS = "no prompts of this project match the selection"
@@ -180,28 +179,16 @@ def generation_job_create(
         project=project, model_version=model_version, opponent_version=opponent_version,
         selection=selection, prompt_ids=prompt_ids, sampling=data, pairing=pairing_name,
         judge=judge, batch_size=batch_size, total=len(prompt_ids) * versions,
-        created_by=created_by, celery_task_id=str(uuid.uuid4()) if enqueue else "",
+        created_by=created_by,
     )  # fmt: skip
     if enqueue:
-        generation_job_enqueue(job_id=job.pk, task_id=job.celery_task_id)
+        prefloop_jobs.enqueue(job)  # to the ``gpu`` queue after commit
     return job
 
 
-def generation_job_enqueue(*, job_id: int, task_id: str) -> None:
-    """Send the job to the ``gpu`` queue after commit; if the broker refuses, the job
-    fails with the reason and ``QueueUnavailableError`` (503) reaches the caller."""
-    enqueue_on_commit(
-        tasks.generation_job_execute, kwargs={"job_id": job_id}, task_id=task_id,
-        on_failure=lambda reason: jobs.generation_job_fail(job_id=job_id, reason=reason),
-    )  # fmt: skip
-
-
-@transaction.atomic
 def generation_job_cancel(*, job: GenerationJob) -> GenerationJob:
     """A pending job is cancelled at once; a running one stops before its next batch."""
-    job = GenerationJob.objects.select_for_update().get(pk=job.pk)
-    if job.status in GenerationJob.TERMINAL:
-        return job
+    return prefloop_jobs.cancel(GenerationJob, job.pk)
     job.cancel_requested = True
     fields = ["cancel_requested"]
     if job.status == GenerationJob.Status.PENDING:

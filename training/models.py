@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.db import models
 
+from prefloop.jobs.models import Job
 
-class TrainingRun(models.Model):
-    class Status(models.TextChoices):
-        QUEUED = "queued"
-        RUNNING = "running"
-        SUCCEEDED = "succeeded"
-        FAILED = "failed"
-        CANCELLED = "cancelled"
+
+class TrainingRun(Job):
+    """Its status, worker and attempts are those of every job (``prefloop.jobs``)."""
+
+    task_name = "training.tasks.training_run_execute"
 
     class Algorithm(models.TextChoices):
         DPO = "dpo"
@@ -49,26 +47,11 @@ class TrainingRun(models.Model):
         on_delete=models.SET_NULL,
         related_name="produced_by",
     )
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
-    cancel_requested = models.BooleanField(default=False)
     step = models.PositiveIntegerField(default=0)
     total_steps = models.PositiveIntegerField(default=0)
     summary = models.JSONField(default=dict, blank=True)
-    error = models.TextField(blank=True)
     log_tail = models.TextField(blank=True)
     run_dir = models.CharField(max_length=500, blank=True)
-    attempts = models.PositiveSmallIntegerField(default=0)
-    celery_task_id = models.CharField(max_length=255, blank=True)
-    worker = models.CharField(max_length=200, blank=True, help_text="host:pid running it.")
-    heartbeat_at = models.DateTimeField(
-        null=True, blank=True, help_text="Last sign of life of the worker running it."
-    )
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import json
 import logging
-import uuid
 from dataclasses import fields
 from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
-from django.utils import timezone
 
 from annotation.io.paths import UnsafePath, safe_path_under
 from annotation.io.writers import DATA_FILE
@@ -25,9 +23,9 @@ from generation import ownership
 from generation import services as generation_services
 from generation.models import ModelVersion
 from prefloop import jobs as prefloop_jobs
-from prefloop.celery import enqueue_on_commit
-from prefloop.exceptions import ApplicationError, ConflictError, NotFoundError
-from training import runner, tasks
+from prefloop.exceptions import ApplicationError, NotFoundError
+from prefloop.jobs import Running, job_running
+from training import runner
 from training.core.config import TrainConfig
 from training.models import TrainingMetric, TrainingRun
 
@@ -41,7 +39,6 @@ RESERVED = {"train_path", "policy_path", "reference_path", "output_dir", "resume
 TUNABLE = {f.name for f in fields(TrainConfig)} - RESERVED
 # Tunable settings that name files on the workers, and the folder each must stay inside.
 CONFINED_PATHS = {"eval_path": "DATA_DIR", "ref_cache_dir": "MODELS_DIR"}
-TERMINAL = (TrainingRun.Status.SUCCEEDED, TrainingRun.Status.FAILED, TrainingRun.Status.CANCELLED)
 
 
 def _check_request(algorithm: str, snapshot: ExportSnapshot, hyperparameters: dict) -> None:
@@ -161,39 +158,14 @@ def training_run_create(
     run.run_dir = str(settings.MODELS_DIR / "runs" / f"run-{run.pk}")
     run.save(update_fields=["output_name", "run_dir"])
     if enqueue:
-        run.celery_task_id = str(uuid.uuid4())
-        run.save(update_fields=["celery_task_id"])
-        training_run_enqueue(run_id=run.pk, task_id=run.celery_task_id)
+        prefloop_jobs.enqueue(run)  # to the ``train`` queue after commit
     return run
-
-
-def training_run_enqueue(*, run_id: int, task_id: str) -> None:
-    """Send the run to the ``train`` queue after commit; if the broker refuses, the run
-    fails with the reason and ``QueueUnavailableError`` (503) reaches the caller."""
-    enqueue_on_commit(
-        tasks.training_run_execute, kwargs={"run_id": run_id}, task_id=task_id,
-        on_failure=lambda reason: training_run_fail(run_id=run_id, reason=reason),
-    )  # fmt: skip
-
-
-def training_run_fail(*, run_id: int, reason: str) -> None:
-    """Fail a run that has not finished (used when it could not be enqueued)."""
-    TrainingRun.objects.filter(pk=run_id).exclude(status__in=TERMINAL).update(
-        status=TrainingRun.Status.FAILED, error=reason, finished_at=timezone.now()
-    )
 
 
 def training_run_cancel(*, run: TrainingRun) -> TrainingRun:
-    """Ask a run to stop; a queued run is cancelled at once, a running one within seconds."""
-    with transaction.atomic():
-        run = TrainingRun.objects.select_for_update().get(pk=run.pk)
-        if run.status in TERMINAL:
-            raise ConflictError(f"run {run.pk} has already {run.status}")
-        run.cancel_requested = True
-        if run.status == TrainingRun.Status.QUEUED:
-            run.status, run.finished_at = TrainingRun.Status.CANCELLED, timezone.now()
-        run.save(update_fields=["cancel_requested", "status", "finished_at"])
-    return run
+    """Ask a run to stop: a pending run is cancelled at once, a running one within
+    seconds; a finished run comes back unchanged."""
+    return prefloop_jobs.cancel(TrainingRun, run.pk)
 
 
 def trainer_config(run: TrainingRun) -> dict:
@@ -208,55 +180,29 @@ def trainer_config(run: TrainingRun) -> dict:
     }
 
 
-def _claim(run_id: int) -> tuple[TrainingRun | None, bool]:
-    """Lock the row and mark it running; (None, _) when there is nothing to do."""
-    with transaction.atomic():
-        run = TrainingRun.objects.select_for_update().filter(pk=run_id).first()
-        if run is None or run.status in TERMINAL:
-            return None, False
-        if run.cancel_requested:
-            run.status, run.finished_at = TrainingRun.Status.CANCELLED, timezone.now()
-            run.save(update_fields=["status", "finished_at"])
-            return None, False
-        exhausted = prefloop_jobs.attempts_exhausted(run.attempts)
-        if exhausted:
-            run.status, run.error = TrainingRun.Status.FAILED, exhausted
-            run.finished_at = timezone.now()
-            run.save(update_fields=["status", "error", "finished_at"])
-            return None, False
-        resume = run.attempts > 0  # a worker died mid-run: continue from its checkpoint
-        run.status, run.attempts = TrainingRun.Status.RUNNING, run.attempts + 1
-        run.started_at = run.started_at or timezone.now()
-        run.worker, run.heartbeat_at = prefloop_jobs.worker_id(), timezone.now()
-        run.save(update_fields=["status", "attempts", "started_at", "worker", "heartbeat_at"])
-        return run, resume
+def training_run_execute(*, run_id: int) -> TrainingRun:
+    """Run the trainer for ``run_id``; safe to call again after a crash: a run started
+    before resumes from its last checkpoint."""
+    with job_running(TrainingRun, run_id, failing_on=(ApplicationError,)) as run:
+        if run.claimed:
+            _execute(run)
+    return run.job
 
 
-def training_run_execute(*, run_id: int) -> TrainingRun | None:
-    """Run the trainer for ``run_id``; safe to call again after a crash (it resumes)."""
-    run, resume = _claim(run_id)
-    if run is None:
-        return None
-    with prefloop_jobs.heartbeat(TrainingRun, run.pk):
-        return _execute(run, resume=resume)
-
-
-def _execute(run: TrainingRun, *, resume: bool) -> TrainingRun:
-    try:
-        config = trainer_config(run)
-    except ApplicationError as exc:
-        return _finish(run, TrainingRun.Status.FAILED, error=exc.message)
+def _execute(run: Running) -> None:
+    job = run.job
     outcome = runner.trainer_run(
-        config=config, run_dir=Path(run.run_dir), resume=resume,
-        on_metric=lambda record: _record_metric(run.pk, record),
-        should_cancel=lambda: _cancel_requested(run.pk), launch=training_launch(run),
+        config=trainer_config(job), run_dir=Path(job.run_dir), resume=job.attempts > 1,
+        on_metric=lambda record: _record_metric(job.pk, record),
+        should_cancel=lambda: _cancel_requested(job.pk), launch=training_launch(job),
     )  # fmt: skip
     if outcome.cancelled:
-        return _finish(run, TrainingRun.Status.CANCELLED, log_tail=outcome.log_tail)
-    if outcome.returncode != 0:
+        _end(run, TrainingRun.Status.CANCELLED, log_tail=outcome.log_tail)
+    elif outcome.returncode != 0:
         error = f"trainer exited with code {outcome.returncode}; see the log tail"
-        return _finish(run, TrainingRun.Status.FAILED, error=error, log_tail=outcome.log_tail)
-    return _register_output(run, log_tail=outcome.log_tail)
+        _end(run, TrainingRun.Status.FAILED, error=error, log_tail=outcome.log_tail)
+    else:
+        _register_output(run, log_tail=outcome.log_tail)
 
 
 def _cancel_requested(run_id: int) -> bool:
@@ -274,28 +220,28 @@ def _record_metric(run_id: int, record: dict) -> None:
     TrainingRun.objects.filter(pk=run_id).update(**update)
 
 
-def _register_output(run: TrainingRun, *, log_tail: str) -> TrainingRun:
-    final = Path(run.run_dir) / "final"
+def _register_output(run: Running, *, log_tail: str) -> None:
+    job = run.job
+    final = Path(job.run_dir) / "final"
     if not (final / "prefloop_training.json").is_file():
         error = "the trainer stopped before writing a final model (interrupted?)"
-        return _finish(run, TrainingRun.Status.FAILED, error=error, log_tail=log_tail)
-    info = json.loads((final / "prefloop_training.json").read_text())
+        _end(run, TrainingRun.Status.FAILED, error=error, log_tail=log_tail)
+        return
+    summary = json.loads((final / "prefloop_training.json").read_text()).get("summary", {})
     with transaction.atomic():
         version = generation_services.model_version_register(
-            name=run.output_name, source=str(final), parent=run.policy,
-            notes=f"{run.algorithm} on snapshot {run.snapshot.content_hash[:12]} (run {run.pk})",
-            metadata={"training_run": run.pk, "summary": info.get("summary", {})},
-            project=run.project, reserved=True,
+            name=job.output_name, source=str(final), parent=job.policy,
+            notes=f"{job.algorithm} on snapshot {job.snapshot.content_hash[:12]} (run {job.pk})",
+            metadata={"training_run": job.pk, "summary": summary},
+            project=job.project, reserved=True,
         )  # fmt: skip
-        run.output_version, run.summary = version, info.get("summary", {})
-        return _finish(run, TrainingRun.Status.SUCCEEDED, log_tail=log_tail)
+        status = TrainingRun.Status.SUCCEEDED
+        _end(run, status, log_tail=log_tail, output_version=version, summary=summary)
 
 
-def _finish(run: TrainingRun, status: str, *, error: str = "", log_tail: str = "") -> TrainingRun:
-    run.status, run.error, run.finished_at = status, error, timezone.now()
-    run.log_tail = log_tail or run.log_tail
-    run.save(update_fields=["status", "error", "finished_at", "log_tail", "output_version",
-                            "summary"])  # fmt: skip
-    run.refresh_from_db(fields=["step", "total_steps"])  # written by _record_metric
+def _end(run: Running, status: str, *, error: str = "", log_tail: str = "", **fields) -> None:
+    """End the run (the last log lines kept when the trainer printed any)."""
+    if log_tail:
+        fields["log_tail"] = log_tail
+    run.end(status=status, error=error, **fields)
     logger.info("training run %s %s %s", run.pk, status, error)
-    return run

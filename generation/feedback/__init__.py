@@ -9,16 +9,12 @@ Layout (see docs/ai-feedback.md):
   ``selectors`` and ``trust`` (reads), ``runner`` + ``store`` (feedback jobs),
   ``training_data`` (labels → DPO / SFT snapshots), ``tasks``, ``apis`` / ``urls``.
 
-This package is imported while Django loads models, so it only wires two things here:
-the demo checker as a ``best_vs_worst`` scorer for generation jobs, and the import of
-``tasks`` in Celery workers (the worker autodiscovers ``<app>.tasks`` modules only).
+This package is imported while Django loads models, so it only registers the demo
+checker as a ``best_vs_worst`` scorer for generation jobs here (the Celery app
+autodiscovers ``tasks``: ``prefloop.celery``).
 """
 
 from __future__ import annotations
-
-import importlib
-
-from celery.signals import worker_init
 
 from generation import pairing
 from generation.feedback.judges.programmatic import demo_capital_score
@@ -33,9 +29,3 @@ def _demo_checker_scorer(*, prompt, responses) -> list[float]:
 
 
 pairing.scorer_register("demo-checker", _demo_checker_scorer)
-
-
-@worker_init.connect(weak=False)
-def _register_tasks(**_kwargs) -> None:
-    """Runs in a Celery worker after Django is set up: registers the feedback task."""
-    importlib.import_module("generation.feedback.tasks")

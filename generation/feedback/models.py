@@ -10,6 +10,7 @@ from django.conf import settings as django_settings
 from django.db import models
 
 from generation.ownership_fields import OWNER_HELP, name_unique_per_owner
+from prefloop.jobs.models import Job
 
 USER = django_settings.AUTH_USER_MODEL
 
@@ -130,25 +131,19 @@ class Judge(models.Model):
         return self.name
 
 
-class FeedbackJob(models.Model):
+class FeedbackJob(Job):
     """Label comparisons with a judge, or critique-and-revise responses, in batches.
 
     The items (task ids, or response ids for critique jobs) are frozen at creation,
     so progress has a fixed total and a re-run after a crash works on the same items.
+    Its status, worker and attempts are those of every job (``prefloop.jobs``).
     """
+
+    task_name = "generation.feedback.tasks.feedback_job_execute"
 
     class Kind(models.TextChoices):
         JUDGE = "judge"
         CRITIQUE = "critique"
-
-    class Status(models.TextChoices):
-        PENDING = "pending"
-        RUNNING = "running"
-        SUCCEEDED = "succeeded"
-        FAILED = "failed"
-        CANCELLED = "cancelled"
-
-    TERMINAL = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
 
     project = models.ForeignKey(
         "annotation.Project", on_delete=models.CASCADE, related_name="feedback_jobs"
@@ -170,16 +165,7 @@ class FeedbackJob(models.Model):
     batch_size = models.PositiveIntegerField(default=64)
     seed = models.BigIntegerField(default=0)
 
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
-    error = models.TextField(blank=True)
-    cancel_requested = models.BooleanField(default=False)
     backend = models.CharField(max_length=40, blank=True)
-    worker = models.CharField(max_length=200, blank=True)
-    celery_task_id = models.CharField(max_length=255, blank=True)
-    attempts = models.PositiveIntegerField(default=0)
-    heartbeat_at = models.DateTimeField(
-        null=True, blank=True, help_text="Last sign of life of the worker running it."
-    )
 
     total = models.PositiveIntegerField(default=0)
     done = models.PositiveIntegerField(default=0)
@@ -189,13 +175,6 @@ class FeedbackJob(models.Model):
     skipped = models.PositiveIntegerField(default=0, help_text="Could not be judged.")
     revisions = models.PositiveIntegerField(default=0, help_text="Critique jobs.")
     engine_seconds = models.FloatField(default=0.0)
-
-    created_by = models.ForeignKey(
-        USER, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]

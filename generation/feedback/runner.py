@@ -4,15 +4,13 @@ critique → revision loop, each batch stored in one transaction (``store``).
 A re-run after a crash or a redelivered task skips the batches already stored
 (``batches_done``) and, within a batch, items already done, so nothing is repeated
 and nothing is lost. Cancellation is checked before every batch. The engine (or the
-judge's model) is loaded only when a batch still has work.
+judge's model) is loaded only when a batch still has work. Claiming, heartbeat and the
+end of the job are the lifecycle every job shares (``prefloop.jobs.job_running``).
 """
 
 from __future__ import annotations
 
 import logging
-
-from django.db import transaction
-from django.utils import timezone
 
 from annotation.models import Response, Task
 from generation.backends import BackendError, SamplingConfig
@@ -22,74 +20,30 @@ from generation.feedback.judges.constitutional import ConstitutionalJudge, Const
 from generation.feedback.judges.programmatic import ProgrammaticJudge, resolve
 from generation.feedback.models import CritiqueTrace, FeedbackJob, FeedbackLabel, Judge
 from generation.feedback.services.judges import revision_judge_get_or_create
-from prefloop import jobs as prefloop_jobs
+from prefloop.jobs import Running, job_running
 
 logger = logging.getLogger(__name__)
-Status = FeedbackJob.Status
 
 
 def feedback_job_run(*, job_id: int) -> FeedbackJob:
     """Execute (or resume) a job; judge and backend errors end it as FAILED with a reason."""
-    job = _job_start(job_id=job_id)
-    if job.status != Status.RUNNING:
-        return job
-    with prefloop_jobs.heartbeat(FeedbackJob, job_id):
-        return _job_run(job)
+    with job_running(FeedbackJob, job_id, failing_on=(BackendError, JudgeError)) as run:
+        if run.claimed:
+            _job_run(run)
+    return run.job
 
 
-def _job_run(job: FeedbackJob) -> FeedbackJob:
-    job_id, worker = job.pk, _Lazy(job)
-    try:
-        for index, start in enumerate(range(0, len(job.item_ids), job.batch_size)):
-            if index < job.batches_done:
-                continue  # stored before a crash
-            if FeedbackJob.objects.filter(pk=job_id, cancel_requested=True).exists():
-                return _job_finish(job_id=job_id, status=Status.CANCELLED)
-            ids = job.item_ids[start : start + job.batch_size]
-            if job.kind == FeedbackJob.Kind.JUDGE:
-                _judge_batch(job=job, index=index, ids=ids, worker=worker)
-            else:
-                _critique_batch(job=job, index=index, ids=ids, worker=worker)
-    except (BackendError, JudgeError) as exc:
-        logger.warning("feedback job %s failed: %s", job_id, exc)
-        return _job_finish(job_id=job_id, status=Status.FAILED, error=str(exc))
-    return _job_finish(job_id=job_id, status=Status.SUCCEEDED)
-
-
-def feedback_job_fail(*, job_id: int, reason: str) -> FeedbackJob:
-    """Record an unexpected failure (the task calls this for errors outside the domain)."""
-    return _job_finish(job_id=job_id, status=Status.FAILED, error=reason)
-
-
-@transaction.atomic
-def _job_start(*, job_id: int) -> FeedbackJob:
-    job = FeedbackJob.objects.select_for_update().get(pk=job_id)
-    if job.status in FeedbackJob.TERMINAL:
-        return job
-    if job.cancel_requested:
-        job.status, job.finished_at = Status.CANCELLED, timezone.now()
-        job.save(update_fields=["status", "finished_at"])
-        return job
-    exhausted = prefloop_jobs.attempts_exhausted(job.attempts)
-    if exhausted:
-        job.status, job.error, job.finished_at = Status.FAILED, exhausted, timezone.now()
-        job.save(update_fields=["status", "error", "finished_at"])
-        return job
-    job.status, job.attempts = Status.RUNNING, job.attempts + 1
-    job.started_at = job.started_at or timezone.now()
-    job.worker, job.heartbeat_at = prefloop_jobs.worker_id(), timezone.now()
-    job.save(update_fields=["status", "attempts", "started_at", "worker", "heartbeat_at"])
-    return job
-
-
-@transaction.atomic
-def _job_finish(*, job_id: int, status: str, error: str = "") -> FeedbackJob:
-    job = FeedbackJob.objects.select_for_update().get(pk=job_id)
-    if job.status in FeedbackJob.TERMINAL:
-        return job
-    job.status, job.error, job.finished_at = status, error, timezone.now()
-    job.save(update_fields=["status", "error", "finished_at"])
-    return job
+def _job_run(run: Running) -> None:
+    job, worker = run.job, _Lazy(run.job)
+    for index, start in enumerate(range(0, len(job.item_ids), job.batch_size)):
+        if index < job.batches_done:
+            continue  # stored before a crash
+        run.stop_if_cancelled()
+        ids = job.item_ids[start : start + job.batch_size]
+        if job.kind == FeedbackJob.Kind.JUDGE:
+            _judge_batch(job=job, index=index, ids=ids, worker=worker)
+        else:
+            _critique_batch(job=job, index=index, ids=ids, worker=worker)
 
 
 class _Lazy:

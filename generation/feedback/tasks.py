@@ -7,38 +7,22 @@ generation jobs through ``generation.backends.get_backend``.
 
 from __future__ import annotations
 
-import logging
-
-from celery.exceptions import SoftTimeLimitExceeded
 from celery.signals import worker_process_shutdown, worker_shutdown
 from django.conf import settings
-from django.db import IntegrityError, OperationalError
 
 from generation.feedback import judges, runner
-from prefloop.celery import TransientError, house_task
+from generation.feedback.models import FeedbackJob
+from prefloop.celery import JOB_RETRY_ON, house_task
 from prefloop.exceptions import ConflictError
 
-logger = logging.getLogger(__name__)
+LIMIT = settings.CELERY_TASK_TIME_LIMIT
 
 
-@house_task(queue="gpu", time_limit=settings.CELERY_TASK_TIME_LIMIT)
+# ConflictError: a race with an annotator; the batch rolled back and is run again.
+@house_task(queue="gpu", time_limit=LIMIT, job=FeedbackJob, retry_on=(*JOB_RETRY_ON, ConflictError))
 def feedback_job_execute(*, job_id: int) -> str:
     """Run (or resume) feedback job ``job_id``; returns its final status."""
-    try:
-        return runner.feedback_job_run(job_id=job_id).status
-    except SoftTimeLimitExceeded:
-        return runner.feedback_job_fail(
-            job_id=job_id, reason="the job ran past the task time limit; retry it to resume"
-        ).status
-    except TransientError:
-        raise
-    except (IntegrityError, OperationalError, ConflictError) as exc:
-        # A race with an annotator or another worker, or the database blinked: the
-        # batch rolled back; retry, and the run resumes after the last stored batch.
-        raise TransientError(str(exc)) from exc
-    except Exception as exc:  # noqa: BLE001 the edge records any failure, then re-raises
-        runner.feedback_job_fail(job_id=job_id, reason=f"internal error: {exc!r}")
-        raise
+    return runner.feedback_job_run(job_id=job_id).status
 
 
 @worker_shutdown.connect

@@ -134,16 +134,17 @@ def test_a_crashing_trainer_fails_the_run_with_its_log_tail(dpo_setup):
     assert run.output_version is None
     assert ModelVersion.objects.filter(parent=broken).count() == 0
     # Idempotent: a re-delivered task does nothing to a finished run.
-    assert services.training_run_execute(run_id=run.pk) is None
+    again = services.training_run_execute(run_id=run.pk)
+    assert (again.status, again.attempts, again.error) == (run.status, run.attempts, run.error)
 
 
-def test_cancel_a_queued_run(dpo_setup):
+def test_cancel_a_pending_run(dpo_setup):
     project, snapshot, policy = dpo_setup
     run = services.training_run_create(project=project, algorithm="dpo", snapshot=snapshot,
                                        policy=policy, enqueue=False)
     run = services.training_run_cancel(run=run)
     assert run.status == TrainingRun.Status.CANCELLED
-    assert services.training_run_execute(run_id=run.pk) is None
+    assert services.training_run_execute(run_id=run.pk).attempts == 0  # never started
 
 
 def _wait(predicate, timeout: float, what: str):

@@ -7,21 +7,16 @@ and training data of a round), ``evaluation`` (win rate, KL, length, accuracy),
 ``selectors``, ``tasks`` (one Celery task per step), ``apis`` / ``urls``, ``plot``,
 ``demo`` (the capitals demo loop).
 
-This package is imported while Django loads models, so it only wires Celery here:
-workers autodiscover ``<app>.tasks`` modules only, so the round tasks are imported when
-a worker starts, and beat gets the two periodic checks of ``tasks.BEAT_SCHEDULE``.
+This package is imported while Django loads models, so it only wires Celery beat here:
+beat gets the two periodic checks of ``tasks.BEAT_SCHEDULE`` (the Celery app
+autodiscovers ``tasks`` itself: ``prefloop.celery``).
 """
 
 from __future__ import annotations
 
 import importlib
 
-from celery.signals import beat_init, worker_init
-
-
-@worker_init.connect(weak=False)
-def _register_tasks(**_kwargs) -> None:
-    importlib.import_module("training.rounds.tasks")
+from celery.signals import beat_init
 
 
 @beat_init.connect(weak=False)

@@ -6,13 +6,14 @@ Fields and constraints only; the state machine lives in ``training.rounds.servic
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.db import models
+
+from prefloop.jobs.models import Job
 
 __all__ = ["Round"]
 
 
-class Round(models.Model):
+class Round(Job):
     """One turn of the loop for a project, and everything it made and measured.
 
     ``step`` is where the round stands; ``steps`` holds each step's status and
@@ -20,6 +21,11 @@ class Round(models.Model):
     and shows what it had already done. The FKs point at the work each step made
     (written in the same transaction as the work is created), which is what makes a
     repeated step reuse that work instead of making it twice.
+
+    Each step is a job (``prefloop.jobs``) run by its own task: ``attempts``,
+    ``worker`` and ``heartbeat_at`` are those of the current step, so the lost-worker
+    check requeues a step like any job. Besides the job statuses a round can be
+    ``waiting`` for human labels.
     """
 
     class Status(models.TextChoices):
@@ -140,8 +146,6 @@ class Round(models.Model):
     timings = models.JSONField(default=dict, blank=True, help_text="step -> seconds, attempts.")
     metrics = models.JSONField(default=dict, blank=True)
     notes = models.JSONField(default=list, blank=True, help_text="What the round decided, why.")
-    error = models.TextField(blank=True)
-    celery_task_id = models.CharField(max_length=255, blank=True)
 
     # The work each step made
     generation_job = models.ForeignKey(
@@ -177,20 +181,17 @@ class Round(models.Model):
         related_name="+",
     )  # fmt: skip
 
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-        related_name="+",
-    )  # fmt: skip
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-
     class Meta:
         ordering = ["project_id", "index"]
         constraints = [
             models.UniqueConstraint(fields=["project", "index"], name="round_index_unique")
         ]
         indexes = [models.Index(fields=["status"])]
+
+    @property
+    def task_name(self) -> str:
+        """The task of the step the round stands at (``training.rounds.tasks``)."""
+        return f"training.rounds.tasks.round_{self.step}"
 
     def __str__(self) -> str:
         return f"round {self.index} of {self.project_id} ({self.status}, {self.step})"

@@ -5,20 +5,21 @@ The state machine. A round's ``step`` says what comes next:
     generate → label → wait → export → train → evaluate → finish → done
 
 ``round_advance(round_id, step)`` is the only way a step runs (the Celery task of each
-step calls it; ``round_run_inline`` calls it in a loop for ``run_round --sync``). It
-locks the row and returns at once when the round is not at that step (a re-delivered
-task, a duplicate), runs the step's body from ``steps`` outside the lock, then locks
-again to record the outcome and, on workers, to enqueue the next step's task after
-commit. Each body reuses the work it made before (its FK on the round is written in
-the same transaction as the work is created), so running a step twice makes nothing
-twice, and a step cut short by a killed worker continues where it stopped.
+step calls it; ``round_run_inline`` calls it in a loop for ``run_round --sync``). Each
+step is a job (``prefloop.jobs``): it claims the round at that step (and returns at once
+when the round stands elsewhere: a re-delivered task, a duplicate), runs the step's
+body from ``steps`` outside the lock with a heartbeat, then locks again to record the
+outcome and, on workers, to enqueue the next step's task after commit. A step whose
+worker is lost is requeued by the lost-worker check like any job. Each body reuses the
+work it made before (its FK on the round is written in the same transaction as the work
+is created), so running a step twice makes nothing twice, and a step cut short by a
+killed worker continues where it stopped.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -34,10 +35,10 @@ from generation.feedback.judges import JudgeError
 from generation.feedback.services.judges import judge_from_spec
 from generation.models import ModelVersion
 from generation.selectors import model_version_get
-from prefloop.celery import enqueue_on_commit
+from prefloop import jobs as prefloop_jobs
 from prefloop.exceptions import ApplicationError, ConflictError
 from training import services as training_services
-from training.rounds import steps, tasks
+from training.rounds import steps
 from training.rounds.config import RoundSettings
 from training.rounds.models import Round
 
@@ -50,7 +51,6 @@ DOMAIN_ERRORS = (ApplicationError, ValidationError, BackendError, JudgeError)
 ACTIVE = "round {index} of this project is still {status}; cancel it or let it finish"
 NO_POLICY = "no policy to start from: name a model version (--policy) for the first round"
 NOT_RESUMABLE = "only running, waiting or failed rounds can be resumed"
-NOT_CANCELLABLE = "round {index} has already {status}"
 THUMBS_OFF = "thumbs labels need a project with binary (thumbs) tasks enabled"
 PAIRWISE_OFF = "pairwise labels need a project with pairwise comparisons enabled"
 TWO_SAMPLES = "pairwise labels need at least 2 samples per prompt"
@@ -104,7 +104,7 @@ def round_create(
         steps={step: "pending" for step in ORDER},
     )  # fmt: skip
     if not inline:
-        _enqueue(rnd, Step.GENERATE)
+        prefloop_jobs.enqueue(rnd)  # the generate step's task, after commit
     return rnd
 
 
@@ -173,23 +173,22 @@ def round_advance(*, round_id: int, step: str) -> Round:
     if rnd is None:
         return Round.objects.get(pk=round_id)
     try:
-        outcome = steps.STEPS[step](rnd)
+        with prefloop_jobs.heartbeat(Round, round_id):
+            outcome = steps.STEPS[step](rnd)
     except DOMAIN_ERRORS as exc:
         outcome = steps.Outcome.failed(_message(exc))
+    except BaseException:
+        prefloop_jobs.release(Round, round_id)  # the task's error policy decides
+        raise
     logger.info("round %s step %s: %s %s", round_id, step, outcome.state, outcome.message)
     return _step_end(round_id=round_id, step=step, outcome=outcome)
 
 
-def round_fail(*, round_id: int, reason: str) -> Round:
-    """Record an unexpected failure (the task calls this for errors outside the domain)."""
-    rnd = Round.objects.get(pk=round_id)
-    return _step_end(round_id=round_id, step=rnd.step, outcome=steps.Outcome.failed(reason))
-
-
 @transaction.atomic
 def _step_begin(*, round_id: int, step: str) -> Round | None:
-    rnd = Round.objects.select_for_update().filter(pk=round_id).first()
-    if rnd is None or rnd.status in Round.TERMINAL or rnd.step != step:
+    """Claim the round's current step (``prefloop.jobs.claim``) and note its timing."""
+    rnd = prefloop_jobs.claim(Round, round_id, where={"step": step})
+    if rnd is None:
         return None
     now = timezone.now()
     timing = dict(rnd.timings.get(step) or {})
@@ -198,8 +197,7 @@ def _step_begin(*, round_id: int, step: str) -> Round | None:
     timing["attempt_started"] = now.isoformat()
     rnd.timings = {**rnd.timings, step: timing}
     rnd.steps = {**rnd.steps, step: "running"}
-    rnd.status, rnd.started_at = Status.RUNNING, rnd.started_at or now
-    rnd.save(update_fields=["timings", "steps", "status", "started_at"])
+    rnd.save(update_fields=["timings", "steps"])
     return rnd
 
 
@@ -214,18 +212,21 @@ def _step_end(*, round_id: int, step: str, outcome: steps.Outcome) -> Round:
     timing["busy_seconds"] = round(timing.get("busy_seconds", 0.0) + _seconds(attempt, now), 3)
     if outcome.message:
         rnd.notes = [*rnd.notes, f"{step}: {outcome.message}"]
+    # The step's task is over: the next one (or the next wait check) claims afresh.
+    rnd.worker, rnd.heartbeat_at = "", now
     if outcome.state == "done":
         started = datetime.fromisoformat(timing["started"])
         timing.update(finished=now.isoformat(), seconds=round(_seconds(started, now), 3))
+        rnd.attempts = 0
         _advance(rnd, step, now)
     elif outcome.state == "waiting":
-        rnd.status = Status.WAITING
+        rnd.status, rnd.attempts = Status.WAITING, 0
     else:
         rnd.status, rnd.error, rnd.finished_at = outcome.state, outcome.message, now
     rnd.steps = {**rnd.steps, step: outcome.state}
     rnd.timings = {**rnd.timings, step: timing}
     rnd.save(update_fields=["timings", "steps", "status", "step", "error", "notes",
-                            "finished_at"])  # fmt: skip
+                            "finished_at", "attempts", "worker", "heartbeat_at"])  # fmt: skip
     return rnd
 
 
@@ -237,20 +238,7 @@ def _advance(rnd: Round, step: str, now) -> None:
         return
     rnd.status = Status.RUNNING
     if not rnd.inline:
-        _enqueue(rnd, following)
-
-
-def _enqueue(rnd: Round, step: str) -> None:
-    task_id = str(uuid.uuid4())
-    Round.objects.filter(pk=rnd.pk).update(celery_task_id=task_id)
-    rnd.celery_task_id = task_id
-    task, round_id = tasks.STEP_TASKS[step], rnd.pk
-    # Broker down: the round is marked failed with the reason and the caller gets a
-    # QueueUnavailableError (503 from the API); `run_round --resume` picks it up later.
-    enqueue_on_commit(
-        task, kwargs={"round_id": round_id}, task_id=task_id,
-        on_failure=lambda reason: round_fail(round_id=round_id, reason=reason),
-    )  # fmt: skip
+        prefloop_jobs.enqueue(rnd)  # the next step's task, after commit
 
 
 def _seconds(start, end) -> float:
@@ -301,33 +289,36 @@ def rounds_waiting_check() -> list[Round]:
 
 @transaction.atomic
 def round_resume(*, rnd: Round, inline: bool = False) -> Round:
-    """Continue a round after a crash, a restart or a failure: its current step runs again.
+    """Run a failed round's current step again (after fixing what made it fail), or hand
+    a round to the calling process (``inline``: ``run_round --resume --sync``).
 
-    Use it when no worker is running the round (a killed worker's task is not always
-    delivered again: the file-system broker forgets it). ``inline`` hands the round to
-    the calling process (``run_round --resume --sync``).
+    A round whose worker was lost needs no resume: its step is a job, and the lost-worker
+    check (``prefloop.jobs.orphans_recover``) requeues it.
     """
     rnd = Round.objects.select_for_update().get(pk=rnd.pk)
     if rnd.status in (Status.SUCCEEDED, Status.CANCELLED):
         raise ConflictError(NOT_RESUMABLE)
     if rnd.status == Status.FAILED:
         rnd.notes = [*rnd.notes, f"{rnd.step}: resumed after failure: {rnd.error}"]
-        rnd.error, rnd.finished_at = "", None
-    rnd.status, rnd.inline = Status.RUNNING, inline
-    rnd.save(update_fields=["notes", "error", "finished_at", "status", "inline"])
+        rnd.error, rnd.finished_at, rnd.attempts = "", None, 0
+    rnd.status, rnd.inline, rnd.worker = Status.RUNNING, inline, ""
+    if inline:
+        rnd.celery_task_id = ""  # this process owns it now, not a task
+    rnd.save(update_fields=["notes", "error", "finished_at", "attempts", "status", "inline",
+                            "worker", "celery_task_id"])  # fmt: skip
     if not inline:
-        _enqueue(rnd, rnd.step)
+        prefloop_jobs.enqueue(rnd)
     return rnd
 
 
 @transaction.atomic
 def round_cancel(*, rnd: Round) -> Round:
-    """Stop a round: it runs no further step; the job in flight is asked to stop too."""
-    rnd = Round.objects.select_for_update().get(pk=rnd.pk)
-    if rnd.status in Round.TERMINAL:
-        raise ConflictError(NOT_CANCELLABLE.format(index=rnd.index, status=rnd.status))
-    rnd.status, rnd.finished_at = Status.CANCELLED, timezone.now()
+    """Stop a round: it runs no further step, and the job in flight is asked to stop too.
+    A finished round comes back unchanged."""
+    if Round.objects.select_for_update().get(pk=rnd.pk).status in Round.TERMINAL:
+        return Round.objects.get(pk=rnd.pk)
+    rnd = prefloop_jobs.cancel(Round, rnd.pk, at_once=True)
     rnd.steps = {**rnd.steps, rnd.step: "cancelled"}
-    rnd.save(update_fields=["status", "finished_at", "steps"])
+    rnd.save(update_fields=["steps"])
     steps.work_cancel(rnd)
     return rnd

@@ -152,16 +152,16 @@ def finish(rnd: Round) -> Outcome:
 
 
 def work_cancel(rnd: Round) -> None:
-    """Ask the job the round is running to stop (called by ``round_cancel``)."""
+    """Ask the job the round is running to stop (called by ``round_cancel``); a finished
+    job stays as it is."""
     for job in (rnd.generation_job, rnd.eval_job, rnd.baseline_job):
-        if job is not None and job.status not in GenerationJob.TERMINAL:
+        if job is not None:
             generation_services.generation_job_cancel(job=job)
     for job in (rnd.feedback_job, rnd.eval_feedback_job):
-        if job is not None and job.status not in FeedbackJob.TERMINAL:
+        if job is not None:
             feedback_jobs.feedback_job_cancel(job=job)
-    run = rnd.training_run
-    if run is not None and run.status not in training_services.TERMINAL:
-        training_services.training_run_cancel(run=run)
+    if rnd.training_run is not None:
+        training_services.training_run_cancel(run=rnd.training_run)
 
 
 def _job_ended(what: str, status: str, error: str) -> Outcome:

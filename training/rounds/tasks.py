@@ -2,9 +2,10 @@
 
 The chain is built one link at a time: when a step ends, ``services`` enqueues the next
 step's task after commit. The round row, not the broker message, says where the round
-stands, so a chain cut by a killed worker or a restarted machine continues from the
-round's ``step`` (``round_resume``) and a re-delivered task for a step already done
-returns at once.
+stands. Each step is a job (``prefloop.jobs``) with a heartbeat, so a chain cut by a
+killed worker is requeued by the lost-worker check and continues from the round's
+``step``, and a re-delivered task for a step already done returns at once. The error
+policy (time limit, retries, recording a failure) is ``house_task``'s.
 
 Periodic (Celery beat, see ``BEAT_SCHEDULE`` and docs/rounds.md): ``rounds_waiting_check``
 re-checks rounds waiting for human labels, ``rounds_autostart_check`` starts a round
@@ -13,17 +14,13 @@ where enough new human judgments arrived.
 
 from __future__ import annotations
 
-import logging
-
-from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.db import IntegrityError, OperationalError
 
-from prefloop.celery import TransientError, house_task
+from prefloop.celery import JOB_RETRY_ON, house_task
 from prefloop.exceptions import ConflictError
 from training.rounds import autostart, services
+from training.rounds.models import Round
 
-logger = logging.getLogger(__name__)
 LIMIT = settings.CELERY_TASK_TIME_LIMIT
 
 BEAT_SCHEDULE = {
@@ -41,54 +38,45 @@ BEAT_SCHEDULE = {
 
 
 def _step(round_id: int, step: str) -> str:
-    """Run one step; domain failures are recorded by the service, others here."""
-    try:
-        return services.round_advance(round_id=round_id, step=step).status
-    except SoftTimeLimitExceeded:
-        reason = f"step {step} ran past the task time limit; resume the round to continue"
-        return services.round_fail(round_id=round_id, reason=reason).status
-    except TransientError:
-        raise
-    except (IntegrityError, OperationalError, ConflictError) as exc:
-        # A race with another writer, or the database blinked: the step's work is
-        # stored batch by batch, so running it again continues where it stopped.
-        raise TransientError(str(exc)) from exc
-    except Exception as exc:  # noqa: BLE001 the edge records any failure, then re-raises
-        services.round_fail(round_id=round_id, reason=f"internal error in {step}: {exc!r}")
-        raise
+    return services.round_advance(round_id=round_id, step=step).status
 
 
-@house_task(queue="gpu", time_limit=LIMIT)
+# ConflictError: a race with another writer; the step's work is stored batch by batch,
+# so running it again continues where it stopped.
+RETRY_ON = (*JOB_RETRY_ON, ConflictError)
+
+
+@house_task(queue="gpu", time_limit=LIMIT, job=Round, retry_on=RETRY_ON)
 def round_generate(*, round_id: int) -> str:
     return _step(round_id, "generate")
 
 
-@house_task(queue="gpu", time_limit=LIMIT)
+@house_task(queue="gpu", time_limit=LIMIT, job=Round, retry_on=RETRY_ON)
 def round_label(*, round_id: int) -> str:
     return _step(round_id, "label")
 
 
-@house_task(queue="default", time_limit=600)
+@house_task(queue="default", time_limit=600, job=Round, retry_on=RETRY_ON)
 def round_wait(*, round_id: int) -> str:
     return _step(round_id, "wait")
 
 
-@house_task(queue="default", time_limit=1800)
+@house_task(queue="default", time_limit=1800, job=Round, retry_on=RETRY_ON)
 def round_export(*, round_id: int) -> str:
     return _step(round_id, "export")
 
 
-@house_task(queue="train", time_limit=LIMIT, max_retries=2)
+@house_task(queue="train", time_limit=LIMIT, job=Round, retry_on=RETRY_ON, max_retries=2)
 def round_train(*, round_id: int) -> str:
     return _step(round_id, "train")
 
 
-@house_task(queue="gpu", time_limit=LIMIT)
+@house_task(queue="gpu", time_limit=LIMIT, job=Round, retry_on=RETRY_ON)
 def round_evaluate(*, round_id: int) -> str:
     return _step(round_id, "evaluate")
 
 
-@house_task(queue="default", time_limit=600)
+@house_task(queue="default", time_limit=600, job=Round, retry_on=RETRY_ON)
 def round_finish(*, round_id: int) -> str:
     return _step(round_id, "finish")
 

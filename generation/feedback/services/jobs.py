@@ -4,21 +4,19 @@
 from __future__ import annotations
 
 import secrets
-import uuid
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.utils import timezone
 
 from annotation.models import Project
 from generation import ownership
 from generation.backends.base import MAX_SEED, InvalidSamplingError, SamplingConfig
-from generation.feedback import runner, selectors, tasks
+from generation.feedback import selectors
 from generation.feedback.models import ConstitutionVersion, CritiqueTrace, FeedbackJob, Judge
 from generation.feedback.services.constitutions import constitution_default_get_or_create
 from generation.feedback.store import DEFAULT_MIN_CONFIDENCE
 from generation.models import ModelVersion
-from prefloop.celery import enqueue_on_commit
+from prefloop import jobs as prefloop_jobs
 from prefloop.exceptions import ApplicationError
 
 Status = FeedbackJob.Status
@@ -111,19 +109,9 @@ def critique_job_create(
     )  # fmt: skip
 
 
-@transaction.atomic
 def feedback_job_cancel(*, job: FeedbackJob) -> FeedbackJob:
     """A pending job is cancelled at once; a running one stops before its next batch."""
-    job = FeedbackJob.objects.select_for_update().get(pk=job.pk)
-    if job.status in FeedbackJob.TERMINAL:
-        return job
-    job.cancel_requested = True
-    fields = ["cancel_requested"]
-    if job.status == Status.PENDING:
-        job.status, job.finished_at = Status.CANCELLED, timezone.now()
-        fields += ["status", "finished_at"]
-    job.save(update_fields=fields)
-    return job
+    return prefloop_jobs.cancel(FeedbackJob, job.pk)
 
 
 @transaction.atomic
@@ -133,34 +121,16 @@ def feedback_job_retry(*, job: FeedbackJob) -> FeedbackJob:
     if job.status not in (Status.FAILED, Status.CANCELLED):
         raise ApplicationError(NOT_RETRYABLE)
     job.status, job.error, job.cancel_requested, job.finished_at = Status.PENDING, "", False, None
-    job.celery_task_id = str(uuid.uuid4())
-    job.save(update_fields=["status", "error", "cancel_requested", "finished_at",
-                            "celery_task_id"])  # fmt: skip
-    _enqueue(job)
+    job.save(update_fields=["status", "error", "cancel_requested", "finished_at"])
+    prefloop_jobs.enqueue(job)
     return job
 
 
 def _job_store(*, enqueue: bool, **fields) -> FeedbackJob:
-    job = FeedbackJob.objects.create(
-        total=len(fields["item_ids"]), celery_task_id=str(uuid.uuid4()) if enqueue else "",
-        **fields,
-    )  # fmt: skip
+    job = FeedbackJob.objects.create(total=len(fields["item_ids"]), **fields)
     if enqueue:
-        _enqueue(job)
+        prefloop_jobs.enqueue(job)  # to the ``gpu`` queue after commit
     return job
-
-
-def _enqueue(job: FeedbackJob) -> None:
-    feedback_job_enqueue(job_id=job.pk, task_id=job.celery_task_id)
-
-
-def feedback_job_enqueue(*, job_id: int, task_id: str) -> None:
-    """Send the job to the ``gpu`` queue after commit; if the broker refuses, the job
-    fails with the reason and ``QueueUnavailableError`` (503) reaches the caller."""
-    enqueue_on_commit(
-        tasks.feedback_job_execute, kwargs={"job_id": job_id}, task_id=task_id,
-        on_failure=lambda reason: runner.feedback_job_fail(job_id=job_id, reason=reason),
-    )  # fmt: skip
 
 
 def _scope_checked(*, scope: str, generation_job_id: int | None, task_ids) -> None:
