@@ -24,6 +24,7 @@ from annotation.io import aggregate, writers
 from annotation.io.aggregate import Vote
 from annotation.io.paths import safe_path_under
 from annotation.io.rules import ExportRules
+from annotation.io.snapshots import snapshot_folder_write
 from annotation.io.writers import ExportFormat
 from annotation.models import ExportSnapshot, Feedback, Judgment, Project, Response, Task
 from prefloop.exceptions import ApplicationError, NotFoundError
@@ -50,12 +51,36 @@ def export_snapshot_create(
     info = writers.manifest(
         project=project.slug, fmt=export_format, rules=rules, counts=counts, digest=digest
     )
-    folder = _snapshot_store(project, digest, data, info)
+    return export_snapshot_store(
+        project=project, fmt=fmt, data=data, manifest=info, card=writers.dataset_card(info),
+        rules=rules.as_dict(), user=user,
+    )  # fmt: skip
+
+
+def export_snapshot_store(
+    *,
+    project: Project,
+    fmt: str,
+    data: bytes,
+    manifest: dict,
+    card: str,
+    rules: dict,
+    user: AbstractBaseUser | None = None,
+) -> tuple[ExportSnapshot, bool]:
+    """Store ``data`` (JSONL rows) as the project's snapshot, once per content hash.
+
+    The one path by which snapshots are written (exports, rounds, AI-feedback training
+    data): the folder under ``DATA_DIR/exports`` by ``snapshot_folder_write``, then its
+    ``ExportSnapshot`` row. ``manifest`` holds ``content_hash`` and ``counts``.
+    """
+    digest = manifest["content_hash"]
+    folder = snapshot_folder_write(
+        root=Path(settings.DATA_DIR) / "exports", slug=project.slug, digest=digest,
+        data=data, card=card, manifest=manifest,
+    )  # fmt: skip
     return ExportSnapshot.objects.get_or_create(
-        project=project,
-        format=fmt,
-        content_hash=digest,
-        defaults={"path": str(folder), "rules": rules.as_dict(), "counts": counts,
+        project=project, format=fmt, content_hash=digest,
+        defaults={"path": str(folder), "rules": rules, "counts": manifest["counts"],
                   "created_by": user},
     )  # fmt: skip
 
@@ -294,27 +319,6 @@ def _gold_answers(project: Project) -> list[tuple[int, bool]]:
         .values_list("annotator_id", "thumbs_up", "task__gold_answer")
     ]
     return answers
-
-
-def _snapshot_store(project: Project, digest: str, data: bytes, info: dict) -> Path:
-    """Write the snapshot folder atomically (a rename), unless it is already there."""
-    folder = safe_path_under(Path(settings.DATA_DIR) / "exports", f"{project.slug}/{digest}")
-    if (folder / writers.DATA_FILE).is_file():
-        return folder
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{digest[:12]}-", dir=folder.parent))
-    staging.chmod(0o755)  # mkdtemp makes it private; training workers read it
-    (staging / writers.DATA_FILE).write_bytes(data)
-    (staging / writers.CARD_FILE).write_text(writers.dataset_card(info), "utf-8")
-    manifest = json.dumps(info, indent=2, ensure_ascii=False) + "\n"
-    (staging / writers.MANIFEST_FILE).write_text(manifest, "utf-8")
-    try:
-        os.replace(staging, folder)
-    except OSError:  # another export of the same data won the race, or a stale folder
-        shutil.rmtree(staging, ignore_errors=True)
-        if not (folder / writers.DATA_FILE).is_file():
-            raise
-    return folder
 
 
 def _folder_prepare(out: Path) -> None:

@@ -16,19 +16,16 @@ and the same ``ExportSnapshot`` row.
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import tempfile
 from dataclasses import replace
-from pathlib import Path
-
-from django.conf import settings
 
 from annotation.io import writers
 from annotation.io.rules import ExportRules
 from annotation.models import ExportSnapshot, Feedback, Judgment
-from annotation.services.exports import export_rows_build, export_snapshot_create
+from annotation.services.exports import (
+    export_rows_build,
+    export_snapshot_create,
+    export_snapshot_store,
+)
 from prefloop.exceptions import ApplicationError
 from training.rounds import selectors
 from training.rounds.models import Round
@@ -105,35 +102,11 @@ def _snapshot_store(
     rnd: Round, *, fmt: str, rules: ExportRules, rows: list[dict], counts: dict
 ) -> ExportSnapshot:
     data = writers.jsonl_bytes(rows)
-    digest = writers.content_hash(data)
     info = writers.manifest(project=rnd.project.slug, fmt=writers.FORMATS[fmt], rules=rules,
-                            counts=counts, digest=digest)  # fmt: skip
+                            counts=counts, digest=writers.content_hash(data))  # fmt: skip
     info["round"] = {"index": rnd.index, "data_scope": rnd.data_scope, "decider": rnd.decider}
-    folder = _folder_write(rnd.project.slug, digest, data, info)
-    snap, _ = ExportSnapshot.objects.get_or_create(
-        project=rnd.project, format=fmt, content_hash=digest,
-        defaults={"path": str(folder), "rules": {**rules.as_dict(), **info["round"]},
-                  "counts": counts, "created_by": rnd.created_by},
+    snap, _ = export_snapshot_store(
+        project=rnd.project, fmt=fmt, data=data, manifest=info, card=writers.dataset_card(info),
+        rules={**rules.as_dict(), **info["round"]}, user=rnd.created_by,
     )  # fmt: skip
     return snap
-
-
-def _folder_write(slug: str, digest: str, data: bytes, info: dict) -> Path:
-    """Written under a temporary name and renamed, so a crash leaves no half snapshot."""
-    folder = Path(settings.DATA_DIR) / "exports" / slug / digest
-    if (folder / writers.DATA_FILE).is_file():
-        return folder
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{digest[:12]}-", dir=folder.parent))
-    staging.chmod(0o755)  # training workers read it
-    (staging / writers.DATA_FILE).write_bytes(data)
-    (staging / writers.CARD_FILE).write_text(writers.dataset_card(info), "utf-8")
-    manifest = json.dumps(info, indent=2, ensure_ascii=False) + "\n"
-    (staging / writers.MANIFEST_FILE).write_text(manifest, "utf-8")
-    try:
-        os.replace(staging, folder)
-    except OSError:  # another export of the same data won the race
-        shutil.rmtree(staging, ignore_errors=True)
-        if not (folder / writers.DATA_FILE).is_file():
-            raise
-    return folder
