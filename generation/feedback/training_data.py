@@ -25,7 +25,7 @@ from annotation.models import ExportSnapshot, Project
 from annotation.services.exports import export_snapshot_store
 from generation import ownership
 from generation.feedback.models import CritiqueTrace, FeedbackLabel, Judge
-from prefloop.exceptions import ApplicationError
+from prefloop.exceptions import ApplicationError, NotFoundError
 
 FORMATS = {  # name -> (objective, conversational)
     "trl-dpo": ("dpo", False),
@@ -69,7 +69,7 @@ def ai_export_create(
     if rules.source == "soft_labels":
         judge = ownership.visible_get(Judge.objects.all(), name=rules.judge, project=project)
         if judge is None:
-            raise ApplicationError(f"no judge named {rules.judge!r}")
+            raise NotFoundError(f"no judge named {rules.judge!r}")
         rows, counts = soft_label_rows(project=project, judge=judge, rules=rules,
                                        conversational=conversational)  # fmt: skip
     else:
