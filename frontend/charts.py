@@ -221,6 +221,8 @@ class Interval:
     x1: float
     x2: float
     text: str
+    has_interval: bool = True
+    provisional: bool = False
 
 
 @dataclass(frozen=True)
@@ -232,8 +234,16 @@ class IntervalChart:
     summary: str
 
 
+def _interval_text(row) -> str:
+    text = f"{row.rating:.0f}"
+    if getattr(row, "has_interval", True):
+        text += f" ({row.ci_low:.0f}–{row.ci_high:.0f})"
+    return text + (" provisional" if getattr(row, "provisional", False) else "")
+
+
 def rating_chart(rows: Sequence, *, reference: float = 1000.0) -> IntervalChart | None:
-    """Leaderboard ratings with their bootstrap intervals (``LeaderboardRow``s)."""
+    """Leaderboard ratings with their bootstrap intervals (``LeaderboardRow``s, or the
+    page's ``BoardRow``s: no whisker without an interval, provisional rows marked)."""
     if not rows:
         return None
     lo = min([r.ci_low for r in rows] + [reference])
@@ -244,8 +254,9 @@ def rating_chart(rows: Sequence, *, reference: float = 1000.0) -> IntervalChart 
     sx = _scale(lo, hi, frame.left, frame.left + frame.plot_width)
     items = [
         Interval(row.name, frame.top + i * 30 + 9, round(sx(row.rating), 1),
-                 round(sx(row.ci_low), 1), round(sx(row.ci_high), 1),
-                 f"{row.rating:.0f} ({row.ci_low:.0f}–{row.ci_high:.0f})")
+                 round(sx(row.ci_low), 1), round(sx(row.ci_high), 1), _interval_text(row),
+                 has_interval=getattr(row, "has_interval", True),
+                 provisional=getattr(row, "provisional", False))
         for i, row in enumerate(rows)
     ]  # fmt: skip
     ticks = [Tick(round(sx(v), 1), f"{v:.0f}") for v in _ticks(lo, hi, count=5)]

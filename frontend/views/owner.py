@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -21,6 +22,7 @@ from annotation.selectors import quality as quality_selectors
 from annotation.services import leaderboard as leaderboard_services
 from frontend import charts, selectors
 from frontend import jobs as job_selectors
+from frontend import leaderboard as leaderboard_display
 from frontend.forms import RoundStartForm
 from generation.feedback import conf as feedback_conf
 from generation.feedback.judges import JudgeError
@@ -66,8 +68,10 @@ def dashboard(request: HttpRequest, slug: str) -> HttpResponse:
 def leaderboard(request: HttpRequest, slug: str) -> HttpResponse:
     project, membership = _readable(request, slug)
     board = leaderboard_services.leaderboard_cached(project=project)
-    return _page(request, "frontend/owner/leaderboard.html", membership, rows=board.rows,
-                 intervals=board.intervals, chart=charts.rating_chart(board.rows))  # fmt: skip
+    rows = leaderboard_display.board_rows(board.rows)
+    return _page(request, "frontend/owner/leaderboard.html", membership, rows=rows,
+                 intervals=board.intervals, chart=charts.rating_chart(rows),
+                 min_games=settings.PREFLOOP_LEADERBOARD_MIN_GAMES)  # fmt: skip
 
 
 @require_http_methods(["GET", "POST"])
