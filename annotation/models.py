@@ -206,7 +206,7 @@ class Task(models.Model):
         indexes = [
             models.Index(fields=["project", "kind", "done_count"]),
             # The next-task queue: open tasks, fewest slots left first, least recently
-            # leased first (annotation/services/lease_sql.py orders by exactly these
+            # leased first (annotation/data/lease_sql.py orders by exactly these
             # expressions, so the scan stops at the first acceptable row).
             models.Index(
                 F("project"),
@@ -238,6 +238,12 @@ class Assignment(models.Model):
     leased_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField()
     finished_at = models.DateTimeField(null=True, blank=True)
+    walk_from = models.TextField(
+        blank=True,
+        default="",
+        db_default="",
+        help_text="Where the annotator's next queue walk may start (annotation/data/queue_walk.py)",
+    )
 
     class Meta:
         constraints = [
@@ -245,6 +251,8 @@ class Assignment(models.Model):
         ]
         indexes = [
             models.Index(fields=["status", "expires_at"]),
+            # The annotator's latest assignment (its walk_from), read on every next-task call.
+            models.Index(fields=["annotator", "id"], name="assignment_by_annotator"),
             # Live leases of one task (counted for every candidate on the hot path) and
             # of one annotator (their current lease): small, only leased rows.
             models.Index(

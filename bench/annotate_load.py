@@ -27,6 +27,7 @@ included; Django does not see the BEGIN/COMMIT that psycopg sends).
     .venv/bin/python bench/annotate_load.py --annotators 50
     .venv/bin/python bench/annotate_load.py --annotators 200 --interval 2 --duration 30
     .venv/bin/python bench/annotate_load.py --db sqlite --annotators 50 --overlap 1
+    .venv/bin/python bench/annotate_load.py --lone-annotator   # next task vs history
 
 The last line is ``audit: submitted=N stored=N lost=0 duplicated=0 over_overlap=0
 judgments/s=R``; the exit status is 1 when lost, duplicated or over_overlap is not zero
@@ -496,6 +497,27 @@ def machine() -> str:
     return f"{os.cpu_count()} cores, {cpu}, {platform.system()} (load avg {load:.1f} at start)"
 
 
+def lone_annotator(args: argparse.Namespace) -> int:
+    """In-process, no server: see ``bench/annotate_history.py``. Exit 3 if not flat."""
+    var_dir = Path(tempfile.mkdtemp(prefix="prefloop-bench-lone-"))
+    env = bench_env(args, var_dir)
+    os.environ.update(
+        {k: env[k] for k in env if k.startswith(("DJANGO", "PREFLOOP", "DATABASE", "CELERY"))}
+    )
+    print(f"machine: {machine()}")
+    print(f"database: {args.db}; one annotator alone, overlap 2, in-process services")
+    database_recreate(args, env)
+
+    import django
+
+    django.setup()
+    from bench import annotate_history
+
+    histories = [int(h) for h in args.histories.split(",")]
+    flat = annotate_history.run(histories=histories, calls=args.calls, seed=seed)
+    return 0 if flat else 3
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--annotators", type=int, default=50)
@@ -513,7 +535,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--lease-seconds", type=int, default=900)
     parser.add_argument("--sql-samples", type=int, default=20, help="judgments to count SQL on")
+    parser.add_argument(
+        "--lone-annotator", action="store_true",
+        help="next-task cost against one annotator's history (bench/annotate_history.py)",
+    )  # fmt: skip
+    parser.add_argument("--histories", default="100,10000,50000", help="past judgments")
+    parser.add_argument("--calls", type=int, default=200, help="timed next-task calls")
     args = parser.parse_args(argv)
+    if args.lone_annotator:
+        return lone_annotator(args)
 
     var_dir = Path(tempfile.mkdtemp(prefix="prefloop-bench-load-"))
     env = bench_env(args, var_dir)

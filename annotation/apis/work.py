@@ -157,14 +157,19 @@ class JudgmentSubmitNextApi(APIView):
     """Submit a verdict and lease the next task in one round trip (the fast loop).
 
     Same input, idempotency and errors as ``judgment-submit``; ``next`` is what
-    ``tasks/next`` would return (``null`` when nothing is left). A retry with the
-    same key returns the stored verdict and the lease already handed out.
+    ``tasks/next`` would return. A stored verdict is always answered 201/200: when no
+    next task can be given (none left, pairwise tasks disabled since this lease was
+    taken, membership ended), ``next`` is ``null`` and ``next_detail`` says why. A
+    retry with the same key returns the stored verdict and the lease already handed out.
     """
 
     @extend_schema_serializer(component_name="JudgmentSubmitNextOutput")
     class OutputSerializer(serializers.Serializer):
         judgment = JudgmentSubmitApi.OutputSerializer()
         next = AssignedTaskSerializer(allow_null=True)
+        next_detail = serializers.CharField(
+            allow_null=True, help_text="Why next is null (plain words); null when it is a task."
+        )
 
     @extend_schema(
         parameters=[IDEMPOTENCY_HEADER],
@@ -172,7 +177,7 @@ class JudgmentSubmitNextApi(APIView):
         responses={201: OutputSerializer, 200: OutputSerializer},
     )
     def post(self, request: Request, assignment_id: int) -> Response:
-        judgment, created, following = judgment_services.judgment_submit_and_next(
+        judgment, created, following, why = judgment_services.judgment_submit_and_next(
             **_verdict(request, assignment_id, JudgmentSubmitApi.InputSerializer)
         )
         following_view = (
@@ -183,6 +188,7 @@ class JudgmentSubmitNextApi(APIView):
         out = {
             "judgment": _judgment_out(judgment, created),
             "next": dataclasses.asdict(following_view) if following_view else None,
+            "next_detail": why,
         }
         code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
         return Response(out, status=code)

@@ -12,7 +12,9 @@ snapshot, so once the row is locked the live leases are counted again in a new
 statement (the lease's conditional INSERT, ``lease_sql.lease_insert_if_free``) and a
 stale candidate is skipped. The candidate query walks the partial index
 ``task_open_queue_v2`` and stops at the first acceptable task, so its cost does not
-grow with the project (``lease_sql``). Only when
+grow with the project (``annotation/data/lease_sql.py``), and it starts past what the
+annotator already passed, so it does not grow with their history either
+(``annotation/data/queue_walk.py``; a walk from the head when that finds nothing). Only when
 every candidate is locked (near the end of a project, by leases and submissions
 in flight) does the call wait, on exactly one task row, so nobody is told
 "nothing left" too early. Calls by the same annotator are serialised by locking their
@@ -34,13 +36,13 @@ from django.db.models import F, Subquery
 from django.db.models.functions import Least
 from django.utils import timezone
 
+from annotation.data import lease_sql, queue_walk
 from annotation.models import Assignment, Project, Task
 from annotation.selectors import agreement
 from annotation.selectors import tasks as task_selectors
-from annotation.services import lease_sql
 from prefloop.exceptions import ApplicationError, ConflictError, PermissionError_
 
-KIND_DISABLED = "Task kind {kind!r} is not enabled in this project."
+KIND_DISABLED = "{kind} tasks are not enabled in this project."
 NOT_A_MEMBER = "You are not a member of this project."
 NOT_YOUR_ASSIGNMENT = "This assignment belongs to another annotator."
 ASSIGNMENT_ALREADY_DONE = "This assignment is already done and cannot be skipped."
@@ -70,15 +72,36 @@ def assignment_reclaim_expired(*, project: Project) -> int:
     )
 
 
+def _candidate(
+    *, query: dict, cursor: list[queue_walk.Position], stale: list[int]
+) -> tuple[Task | None, list[queue_walk.Position]]:
+    """The next candidate (locked) and the cursor its walk started from.
+
+    From the caller's cursor first; if that finds nothing, from the head of the queue
+    (the cursor is only a hint), and, when every candidate is held by a short
+    transaction (a lease or a submission in flight), wait for one instead of saying
+    "nothing left" too early: exactly one row is waited for and no other task row is
+    held, so this cannot deadlock.
+    """
+    head = [queue_walk.START] * len(cursor)
+    if cursor != head:
+        task = queue_walk.candidate_lock_after(**query, cursor=cursor, skip=stale)
+        if task is not None:
+            return task, cursor
+    task = lease_sql.candidate_lock(**query, skip=stale)
+    if task is None and not stale and lease_sql.row_locks():
+        task = lease_sql.candidate_lock(**query, skip=stale, wait=True)
+    return task, head
+
+
 def _lease_task(
-    *, project: Project, annotator: AbstractBaseUser, kind: str, now
+    *, project: Project, annotator: AbstractBaseUser, kind: str, now, caller: lease_sql.Caller
 ) -> Assignment | None:
     """Lock a task with a free slot for this annotator and lease it (see the module docstring).
 
     Rare race: if the one task waited for turns out full and every other candidate
     is locked, this returns None although a slot may free up a moment later.
     """
-    stale: list[int] = []
     query = {
         "project_id": project.pk,
         "kind": kind,
@@ -86,35 +109,28 @@ def _lease_task(
         "exclude_own": project.exclude_own_responses,
         "now": now,
     }
+    cursor = queue_walk.cursor_parse(caller.walk_from, tiers=queue_walk.tiers_for(project))
+    bound_us = queue_walk.time_key(now) - queue_walk.MARGIN_US
+    if caller.oldest_live_lease is not None:
+        bound_us = min(bound_us, queue_walk.time_key(caller.oldest_live_lease))
+    stale: list[int] = []
     while True:
-        task = lease_sql.candidate_lock(**query, skip=stale)
-        if task is None and not stale:
-            # Every candidate is held by a short transaction (a lease or a submission
-            # in flight): wait for one instead of saying "nothing left" too early. We
-            # lock exactly one row and hold no other task row, so this cannot deadlock.
-            task = lease_sql.candidate_lock(**query, skip=stale, wait=True)
+        task, walked_from = _candidate(query=query, cursor=cursor, stale=stale)
         if task is None:
             return None
         left_is_a = bool(secrets.randbelow(2))
         expires_at = now + timedelta(seconds=project.lease_seconds)
+        walk_from = queue_walk.cursor_advance(walked_from=walked_from, task=task, bound_us=bound_us)
         lease_id = lease_sql.lease_insert_if_free(
-            task_id=task.pk,
-            annotator_id=annotator.pk,
-            left_is_a=left_is_a,
-            now=now,
-            expires_at=expires_at,
-        )
+            task_id=task.pk, annotator_id=annotator.pk, left_is_a=left_is_a, now=now,
+            expires_at=expires_at, walk_from=queue_walk.cursor_format(walk_from),
+        )  # fmt: skip
         if lease_id is not None:
             task.project = project
             return Assignment(
-                pk=lease_id,
-                task=task,
-                annotator=annotator,
-                status=Assignment.Status.LEASED,
-                left_is_a=left_is_a,
-                leased_at=now,
-                expires_at=expires_at,
-            )
+                pk=lease_id, task=task, annotator=annotator, status=Assignment.Status.LEASED,
+                left_is_a=left_is_a, leased_at=now, expires_at=expires_at,
+            )  # fmt: skip
         stale.append(task.pk)  # a lease committed after our snapshot filled it
 
 
@@ -144,18 +160,20 @@ def task_next_for_annotator(
         Task.Kind.BINARY: project.binary_enabled,
     }
     if not enabled.get(kind):
-        raise ApplicationError(KIND_DISABLED.format(kind=kind))
+        raise ApplicationError(KIND_DISABLED.format(kind=str(kind).capitalize()))
     now = timezone.now()
-    member, current = lease_sql.membership_lock_with_lease(
+    caller = lease_sql.membership_lock_with_lease(
         project_id=project.pk, annotator_id=annotator.pk, kind=kind, now=now
     )
-    if not member:
+    if not caller.is_member:
         raise PermissionError_(NOT_A_MEMBER)
-    if current is not None:
+    if caller.lease_id is not None:
         return task_selectors.assignment_get_for_annotator(
-            assignment_id=current, annotator=annotator
+            assignment_id=caller.lease_id, annotator=annotator
         )
-    assignment = _lease_task(project=project, annotator=annotator, kind=kind, now=now)
+    assignment = _lease_task(
+        project=project, annotator=annotator, kind=kind, now=now, caller=caller
+    )
     if _reclaim_due(found=assignment is not None):
         assignment_reclaim_expired(project=project)
     return assignment
@@ -190,7 +208,8 @@ def task_overlap_adapt(*, project: Project, min_agreement: float, step: int = 1)
         project=project, done_count__gte=F("overlap_wanted"), overlap_wanted__lt=project.max_overlap
     ).values_list("pk", flat=True)
     low = [pk for pk in complete if shares.get(pk, 1.0) < min_agreement]
-    Task.objects.filter(pk__in=low).update(
-        overlap_wanted=Least(F("overlap_wanted") + step, project.max_overlap)
+    Task.objects.filter(pk__in=low).update(  # back of their new tier (queue_walk)
+        overlap_wanted=Least(F("overlap_wanted") + step, project.max_overlap),
+        queue_key=queue_walk.time_key(timezone.now()),
     )
     return low

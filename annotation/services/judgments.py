@@ -28,8 +28,8 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
+from annotation.data import lease_sql
 from annotation.models import Assignment, Feedback, Judgment, Project, Task
-from annotation.services import lease_sql
 from annotation.services.assignment import (
     NOT_YOUR_ASSIGNMENT,
     task_has_free_slot,
@@ -53,6 +53,7 @@ LEASE_EXPIRED_TASK_FULL = "Your lease expired and the task has since been given 
 TASK_FULL = "This task already has all the verdicts it needs."
 OWN_RESPONSE = "You cannot judge a response you wrote."
 TASK_OR_ASSIGNMENT = "Pass exactly one of assignment or task."
+NOTHING_LEFT = "No task is left for you in this project right now."
 
 RATIONALE_MAX = 10_000
 KEY_MAX = 64
@@ -166,18 +167,25 @@ def judgment_submit(
 
 def judgment_submit_and_next(
     *, assignment: Assignment, annotator: AbstractBaseUser, **verdict: Any
-) -> tuple[Judgment, bool, Assignment | None]:
+) -> tuple[Judgment, bool, Assignment | None, str | None]:
     """Store the verdict on ``assignment``, then lease the annotator's next pairwise task.
 
-    Two transactions: the verdict is committed whatever happens to the lease. A
-    repeat (same key, or same task) returns the stored verdict and, since the lease
-    already handed out is still live, the same next task.
+    Returns ``(judgment, created, next lease or None, why there is none)``. Two
+    transactions: the verdict is committed whatever happens to the lease, and a stored
+    verdict is always answered as stored. If no next task can be handed out (nothing
+    is left, the owner disabled pairwise tasks after this lease was taken, or the caller
+    is no longer a member), the next lease is None and the last item says why, in plain
+    words. A repeat (same key, or same task) returns the stored verdict and, since the
+    lease already handed out is still live, the same next task.
     """
     judgment, created = judgment_submit(assignment=assignment, annotator=annotator, **verdict)
-    following = task_next_for_annotator(
-        project=assignment.task.project, annotator=annotator, kind=Task.Kind.PAIRWISE
-    )
-    return judgment, created, following
+    try:
+        following = task_next_for_annotator(
+            project=assignment.task.project, annotator=annotator, kind=Task.Kind.PAIRWISE
+        )
+    except ApplicationError as exc:  # the verdict is stored: say why no next task, not 4xx
+        return judgment, created, None, exc.message
+    return judgment, created, following, None if following else NOTHING_LEFT
 
 
 def feedback_submit(

@@ -13,9 +13,9 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
+from annotation.data import lease_sql
 from annotation.models import Membership
 from annotation.services import assignment as services
-from annotation.services import lease_sql
 from tests.annotation import member_add, pairwise_tasks_build, project_build, user_build
 
 pytestmark = pytest.mark.django_db

@@ -3,7 +3,8 @@
 The ORM version of these statements cost more Python time to compile than the
 database took to run them, and its ``ORDER BY`` could not use an index. Here:
 
-- ``candidate_lock``: the first task this annotator may take, closest to completion
+- ``candidate_lock``: the first task this annotator may take from the head of the queue
+  (``queue_walk`` starts the same walk past what they already passed), closest to completion
   first and least recently leased first, in the order of the partial index
   ``task_open_queue_v2`` (project, kind, slots left, queue_key, id; open tasks only),
   so the scan stops at the first acceptable row
@@ -21,9 +22,11 @@ Both run unchanged on SQLite (no row locks: IMMEDIATE transactions serialise wri
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from django.db import connection
+from django.utils import timezone
 
 from annotation.models import Assignment, Prompt, Response, Task
 from prefloop import rawsql
@@ -32,7 +35,7 @@ from prefloop.rawsql import RowReader, columns, when
 _LEASED = Assignment.Status.LEASED
 _PAYLOAD = RowReader(Task, Prompt, Response, Response)
 
-_SELECT = f"""SELECT {columns(Task, "t")}, {columns(Prompt, "p")},
+SELECT = f"""SELECT {columns(Task, "t")}, {columns(Prompt, "p")},
   {columns(Response, "ra")}, {columns(Response, "rb")}
 FROM annotation_task t
 JOIN annotation_prompt p ON p.id = t.prompt_id
@@ -74,7 +77,8 @@ _NOT_OWN = """  AND (ra.author_id IS NULL OR ra.author_id <> %s)
 _ORDER = "ORDER BY (t.overlap_wanted - t.done_count), t.queue_key, t.id\nLIMIT 1"
 
 
-def _build(row: tuple) -> Task:
+def build(row: tuple) -> Task:
+    """The candidate task with its prompt and responses attached (from a ``SELECT`` row)."""
     task, prompt, response_a, response_b = _PAYLOAD.read(row)
     task.prompt, task.response_a, task.response_b = prompt, response_a, response_b
     return task
@@ -101,7 +105,7 @@ def candidate_filter(
 def candidate_sql(**filters) -> tuple[str, list]:
     """The full candidate statement without its lock clause (for EXPLAIN in tests)."""
     where, params = candidate_filter(**filters)
-    return _SELECT + where + _ORDER, params
+    return SELECT + where + _ORDER, params
 
 
 def candidate_lock(
@@ -133,12 +137,12 @@ def candidate_lock(
             first = cursor.fetchone()
             if first is None:
                 return None
-            cursor.execute(_SELECT + "WHERE t.id = %s FOR UPDATE OF t", [first[0]])
+            cursor.execute(SELECT + "WHERE t.id = %s FOR UPDATE OF t", [first[0]])
         else:
             lock = " FOR UPDATE OF t SKIP LOCKED" if locking else ""
-            cursor.execute(_SELECT + where + _ORDER + lock, params)
+            cursor.execute(SELECT + where + _ORDER + lock, params)
         row = cursor.fetchone()
-    return _build(row) if row else None
+    return build(row) if row else None
 
 
 def live_lease_count(*, task_id: int, now: datetime) -> int:
@@ -149,18 +153,20 @@ def live_lease_count(*, task_id: int, now: datetime) -> int:
 
 
 def lease_insert_if_free(
-    *, task_id: int, annotator_id: int, left_is_a: bool, now: datetime, expires_at: datetime
-) -> int | None:
+    *, task_id: int, annotator_id: int, left_is_a: bool, now: datetime, expires_at: datetime,
+    walk_from: str = "",
+) -> int | None:  # fmt: skip
     """Insert a live lease if the task still has a free slot; returns its id or None.
 
     The task also moves to the back of its tier of the queue (``queue_key`` = now in
     microseconds): a leased task no longer sits at the head where every later call
     would walk past it, so the walk stays short however many annotators hold leases.
-    On PostgreSQL both writes are one statement.
+    On PostgreSQL both writes are one statement. ``walk_from`` is where this
+    annotator's next walk may start (``queue_walk``), stored with the lease.
     """
     free = "done_count + " + _ONE_TASK_LIVE_LEASES + " < overlap_wanted"
     key = int(now.timestamp() * 1_000_000)
-    lease = [annotator_id, _LEASED, left_is_a, when(now), when(expires_at)]
+    lease = [annotator_id, _LEASED, left_is_a, when(now), when(expires_at), walk_from]
     count = [task_id, _LEASED, when(now)]
     with rawsql.cursor() as cursor:
         if connection.vendor == "postgresql":
@@ -174,44 +180,77 @@ def lease_insert_if_free(
     return row[0] if row else None
 
 
-_LEASE_COLUMNS = "(task_id, annotator_id, status, left_is_a, leased_at, expires_at)"
+_LEASE_COLUMNS = "(task_id, annotator_id, status, left_is_a, leased_at, expires_at, walk_from)"
 _LEASE_CTE = (
     """WITH moved AS (
   UPDATE annotation_task SET queue_key = %s WHERE id = %s AND {free} RETURNING id)
 INSERT INTO annotation_assignment """
     + _LEASE_COLUMNS
     + """
-SELECT moved.id, %s, %s, %s, %s, %s FROM moved
+SELECT moved.id, %s, %s, %s, %s, %s, %s FROM moved
 RETURNING id"""
 )
 _LEASE_INSERT = (
     "INSERT INTO annotation_assignment "
     + _LEASE_COLUMNS
     + """
-SELECT id, %s, %s, %s, %s, %s FROM annotation_task WHERE id = %s AND {free}
+SELECT id, %s, %s, %s, %s, %s, %s FROM annotation_task WHERE id = %s AND {free}
 RETURNING id"""
 )
 _QUEUE_BACK = "UPDATE annotation_task SET queue_key = %s WHERE id = %s"
 
 
-def membership_lock_with_lease(
-    *, project_id: int, annotator_id: int, kind: str, now: datetime
-) -> tuple[bool, int | None]:
-    """Lock the caller's membership row (serialising their own calls) and, in the same
-    statement, find the live lease they hold for ``kind``: ``(is_member, lease id)``."""
-    sql = """SELECT m.id, (
+@dataclass(frozen=True)
+class Caller:
+    """What the next-task call needs to know about its caller, read in one statement."""
+
+    is_member: bool
+    lease_id: int | None  # their live lease of this kind, if any
+    walk_from: str  # where their last walk said the next may start ("" = the head)
+    oldest_live_lease: datetime | None  # of the project's kind, anybody's
+
+
+def _moment(value: datetime | str | None) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(value).replace(tzinfo=UTC)  # SQLite: naive UTC text
+
+
+_CALLER = """SELECT m.id, (
     SELECT a.id FROM annotation_assignment a JOIN annotation_task t ON t.id = a.task_id
     WHERE a.annotator_id = %s AND a.status = %s AND a.expires_at > %s
       AND t.project_id = %s AND t.kind = %s
-    ORDER BY a.expires_at LIMIT 1)
+    ORDER BY a.expires_at LIMIT 1), (
+    SELECT a.walk_from FROM annotation_assignment a JOIN annotation_task t ON t.id = a.task_id
+    WHERE a.annotator_id = %s AND t.project_id = %s AND t.kind = %s
+    ORDER BY a.id DESC LIMIT 1), (
+    SELECT MIN(a.leased_at) FROM annotation_assignment a
+      JOIN annotation_task t ON t.id = a.task_id
+    WHERE a.status = %s AND a.expires_at > %s AND t.project_id = %s AND t.kind = %s)
 FROM annotation_membership m WHERE m.project_id = %s AND m.user_id = %s"""
-    if connection.features.has_select_for_update:
-        sql += " FOR UPDATE OF m"
-    params = [annotator_id, _LEASED, when(now), project_id, kind, project_id, annotator_id]
+
+
+def membership_lock_with_lease(
+    *, project_id: int, annotator_id: int, kind: str, now: datetime
+) -> Caller:
+    """Lock the caller's membership row (serialising their own calls) and, in the same
+    statement, read their live lease for ``kind``, their walk cursor (from their latest
+    assignment of the kind, index ``assignment_by_annotator``) and the project's oldest
+    live lease."""
+    live = [_LEASED, when(now), project_id, kind]
+    params = [annotator_id, *live, annotator_id, project_id, kind, *live]
+    sql = _CALLER + (" FOR UPDATE OF m" if connection.features.has_select_for_update else "")
     with rawsql.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(sql, [*params, project_id, annotator_id])
         row = cursor.fetchone()
-    return (False, None) if row is None else (True, row[1])
+    if row is None:
+        return Caller(False, None, "", None)
+    return Caller(True, row[1], row[2] or "", _moment(row[3]))
+
+
+def row_locks() -> bool:
+    """Whether this database takes row locks (PostgreSQL); SQLite serialises writers."""
+    return connection.features.has_select_for_update
 
 
 def lease_complete(*, assignment_id: int, now: datetime) -> bool:
@@ -225,9 +264,13 @@ WHERE id = %s AND status = %s AND expires_at > %s"""
 
 
 def task_slot_take(*, task_id: int) -> bool:
-    """Count one more verdict on the task unless it is full (never past its overlap)."""
-    sql = """UPDATE annotation_task SET done_count = done_count + 1
+    """Count one more verdict on the task unless it is full (never past its overlap).
+
+    The task changes tier, so it goes to the back of its new one (``queue_key`` = now,
+    behind every annotator's walk cursor, see ``queue_walk``)."""
+    sql = """UPDATE annotation_task SET done_count = done_count + 1, queue_key = %s
 WHERE id = %s AND done_count < overlap_wanted"""
+    key = int(timezone.now().timestamp() * 1_000_000)
     with rawsql.cursor() as cursor:
-        cursor.execute(sql, [task_id])
+        cursor.execute(sql, [key, task_id])
         return cursor.rowcount == 1
