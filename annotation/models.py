@@ -353,3 +353,4 @@ class ExportSnapshot(models.Model):
                 fields=["project", "format", "content_hash"], name="export_unique"
             )
         ]
+from annotation.import_models import ImportJob  # noqa: E402,F401

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from annotation.models import Project
-from annotation.services import leaderboard
+from annotation.models import ImportJob, Project
+from annotation.services import import_jobs, leaderboard
 from prefloop.celery import house_task
 
 
@@ -14,3 +14,9 @@ def leaderboard_refresh(*, project_id: int, bootstrap: int, seed: int) -> str | 
     if project is None:
         return None
     return leaderboard.leaderboard_refresh(project=project, bootstrap=bootstrap, seed=seed)
+
+
+@house_task(queue="default", time_limit=6 * 3600, job=ImportJob)
+def import_job_run(*, job_id: int) -> str:
+    """Write a validated upload in batches (``annotation.services.import_jobs``)."""
+    return import_jobs.import_job_run(job_id=job_id).status

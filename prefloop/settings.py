@@ -183,6 +183,9 @@ PREFLOOP_IMPORT_MAX_ZIP_ENTRIES = env.int("PREFLOOP_IMPORT_MAX_ZIP_ENTRIES", def
 # Imports that would write more rows + tasks than this run as a background job.
 PREFLOOP_IMPORT_SYNC_MAX_WRITES = env.int("PREFLOOP_IMPORT_SYNC_MAX_WRITES", default=2_000)
 PREFLOOP_IMPORT_BATCH_SECONDS = env.float("PREFLOOP_IMPORT_BATCH_SECONDS", default=0.25)
+# On SQLite a batched import pauses this long after each commit, so writers waiting
+# for the lock (they poll it every 100 ms) get their turn.
+PREFLOOP_IMPORT_BATCH_PAUSE_SECONDS = env.float("PREFLOOP_IMPORT_BATCH_PAUSE_SECONDS", default=0.12)
 PREFLOOP_LEADERBOARD_MAX_BOOTSTRAP = env.int("PREFLOOP_LEADERBOARD_MAX_BOOTSTRAP", default=500)
 # Fewer games than this: the leaderboard page shows the model as provisional, unranked.
 PREFLOOP_LEADERBOARD_MIN_GAMES = env.int("PREFLOOP_LEADERBOARD_MIN_GAMES", default=10)

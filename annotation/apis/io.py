@@ -14,8 +14,8 @@ from rest_framework.views import APIView
 from annotation import permissions
 from annotation.io import readers, writers
 from annotation.io.rules import ExportRules
-from annotation.models import ExportSnapshot
-from annotation.services import exports, imports
+from annotation.models import ExportSnapshot, ImportJob
+from annotation.services import exports, import_jobs, imports
 from prefloop.middleware import accepts_uploads
 from prefloop.parsers import FormParser, MultiPartParser
 
@@ -40,6 +40,22 @@ class ImportReportSerializer(serializers.Serializer):
     warnings = serializers.ListField(child=serializers.CharField())
 
 
+@extend_schema_serializer(component_name="ImportJob")
+class ImportJobSerializer(serializers.ModelSerializer):
+    url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ImportJob
+        fields = ["id", "status", "error", "source_name", "format", "partial", "rows_total",
+                  "rows_done", "tasks_planned", "report", "cancel_requested", "created_at",
+                  "started_at", "finished_at", "url"]  # fmt: skip
+
+    def get_url(self, job: ImportJob) -> str:
+        return reverse(
+            "annotation:project-import-job", kwargs={"slug": job.project.slug, "pk": job.pk}
+        )
+
+
 @accepts_uploads
 class ImportApi(APIView):
     """Upload JSONL, CSV or a zipped ``save_to_disk`` folder; returns the validation report."""
@@ -54,7 +70,11 @@ class ImportApi(APIView):
 
     @extend_schema(
         request={"multipart/form-data": InputSerializer},
-        responses={201: ImportReportSerializer, 400: ImportReportSerializer},
+        responses={
+            201: ImportReportSerializer,
+            202: ImportJobSerializer,
+            400: ImportReportSerializer,
+        },
     )
     def post(self, request: Request, slug: str) -> Response:
         project, _ = permissions.project_get_for_member(
@@ -64,12 +84,40 @@ class ImportApi(APIView):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         report = imports.import_upload(
-            project=project, upload=data["file"], fmt=data["format"], partial=data["partial"]
-        ).as_dict()
+            project=project, upload=data["file"], fmt=data["format"], partial=data["partial"],
+            created_by=request.user,
+        ).as_dict()  # fmt: skip
+        if report["job"] is not None:  # large: a background job writes it
+            job = import_jobs.import_job_get(project=project, pk=report["job"])
+            return Response(ImportJobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
         if not report["imported"]:
             report["detail"] = IMPORT_REJECTED.format(n=report["error_count"])
         code = status.HTTP_201_CREATED if report["imported"] else status.HTTP_400_BAD_REQUEST
         return Response(ImportReportSerializer(report).data, status=code)
+
+
+class ImportJobApi(APIView):
+    """A background import's progress (``rows_done`` of ``rows_total``) and report."""
+
+    @extend_schema(responses=ImportJobSerializer)
+    def get(self, request: Request, slug: str, pk: int) -> Response:
+        project, _ = permissions.project_get_for_member(
+            slug=slug, user=request.user, roles=permissions.CONFIGURERS
+        )
+        job = import_jobs.import_job_get(project=project, pk=pk)
+        return Response(ImportJobSerializer(job).data)
+
+
+class ImportJobCancelApi(APIView):
+    """Stop a background import between batches (what was committed stays)."""
+
+    @extend_schema(request=None, responses=ImportJobSerializer)
+    def post(self, request: Request, slug: str, pk: int) -> Response:
+        project, _ = permissions.project_get_for_member(
+            slug=slug, user=request.user, roles=permissions.CONFIGURERS
+        )
+        job = import_jobs.import_job_cancel(project=project, pk=pk)
+        return Response(ImportJobSerializer(job).data)
 
 
 @extend_schema_serializer(component_name="ExportSnapshot")

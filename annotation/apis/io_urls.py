@@ -6,6 +6,16 @@ from annotation.apis import io
 
 urlpatterns = [
     path("projects/<slug:slug>/imports", io.ImportApi.as_view(), name="project-import"),
+    path(
+        "projects/<slug:slug>/imports/<int:pk>",
+        io.ImportJobApi.as_view(),
+        name="project-import-job",
+    ),
+    path(
+        "projects/<slug:slug>/imports/<int:pk>/cancel",
+        io.ImportJobCancelApi.as_view(),
+        name="project-import-job-cancel",
+    ),
     path("projects/<slug:slug>/exports", io.ExportsApi.as_view(), name="project-exports"),
     path(
         "projects/<slug:slug>/exports/<str:content_hash>",

@@ -2,19 +2,20 @@
 
 ``rows_write`` is the all-or-nothing path (the caller's transaction); ``rows_write_batched``
 commits after each batch of ``PREFLOOP_IMPORT_BATCH_SECONDS`` (a quarter second by
-default), so on SQLite no import holds the database's write lock for longer than about
-that (plus one row: at most ``PREFLOOP_IMPORT_MAX_RESPONSES_PER_ROW`` responses and
-their pairs) and annotators keep working during a large import.
+default, plus one write: a task, or a whole preference / KTO row), so on SQLite no
+import holds the database's write lock for longer than about that and annotators keep
+working during a large import.
 """
 
 from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 
 from annotation.io.rows import PREFERENCE, PROMPT_RESPONSES, UNPAIRED, ImportRow
@@ -73,23 +74,63 @@ def rows_write_batched(
 ) -> tuple[Counter, list]:
     """Like ``rows_write`` from ``rows[start:]``, committing every ``batch_seconds``.
 
-    ``on_batch`` runs inside each batch's transaction, so recorded progress and the
-    rows it counts commit together (a re-run can resume after the last batch)."""
+    A prompt-responses row (up to hundreds of tasks) may itself span batches: its
+    creators are idempotent and it holds no verdict that could conflict, so committing
+    part of it is safe. ``on_batch`` runs inside each batch's transaction with the rows
+    finished so far, so recorded progress and the rows it counts commit together."""
     counts: Counter = Counter()
     issues: list[dict] = []
     user = _import_user(project, rows)
-    done = start
+    done, steps = start, None
     while done < len(rows):
-        began = time.monotonic()
+        deadline = time.monotonic() + batch_seconds
         with transaction.atomic():
             while done < len(rows):
-                _row_write_counted(project, rows[done], user, source, counts, issues)
+                row = rows[done]
+                if row.kind != PROMPT_RESPONSES:
+                    _row_write_counted(project, row, user, source, counts, issues)
+                else:
+                    steps = steps or _responses_row_steps(project, row, counts)
+                    if not _steps_run(steps, deadline):
+                        break  # commit; the row goes on in the next batch
+                    steps = None
                 done += 1
-                if time.monotonic() - began >= batch_seconds:
+                if time.monotonic() >= deadline:
                     break
             if on_batch is not None:
                 on_batch(done, counts, issues)
+        _let_others_write()
     return counts, issues
+
+
+def _let_others_write() -> None:
+    """SQLite has one write lock, and a writer waiting for it only polls (every 100 ms
+    once it has waited a while): without a pause the next batch would take the lock
+    again first, every time. PostgreSQL locks rows and needs no pause."""
+    if connection.vendor == "sqlite":
+        time.sleep(settings.PREFLOOP_IMPORT_BATCH_PAUSE_SECONDS)
+
+
+def _steps_run(steps: Iterator[None], deadline: float) -> bool:
+    """Advance ``steps`` until it ends (True) or the deadline passes (False)."""
+    for _ in steps:
+        if time.monotonic() >= deadline:
+            return False
+    return True
+
+
+def _responses_row_steps(project: Project, row: ImportRow, events: Counter) -> Iterator[None]:
+    """A prompt-responses row, one write (prompt, response or task) per step."""
+    prompt, created = content.prompt_get_or_create(
+        project=project, messages=row.messages, tags=row.tags,
+        split=row.split or Prompt.Split.TRAIN,
+    )  # fmt: skip
+    events["prompts", created] += 1
+    responses = []
+    for text, model in row.responses:
+        responses.append(_response(prompt, text, model, events))
+        yield
+    yield from _tasks_for_responses(project, responses, events)
 
 
 def _import_user(project: Project, rows: Sequence[ImportRow]):
@@ -117,7 +158,8 @@ def _row_write(project: Project, row: ImportRow, events: Counter, user, source: 
     events["prompts", created] += 1
     if row.kind == PROMPT_RESPONSES:
         responses = [_response(prompt, text, model, events) for text, model in row.responses]
-        _tasks_for_responses(project, responses, events)
+        for _ in _tasks_for_responses(project, responses, events):
+            pass
     elif row.kind == PREFERENCE:
         chosen = _response(prompt, row.chosen, "", events)
         rejected = _response(prompt, row.rejected, "", events)
@@ -152,17 +194,22 @@ def _pair_task(project: Project, first: Response, second: Response, events: Coun
     return task, Judgment.Choice.A
 
 
-def _tasks_for_responses(project: Project, responses: list[Response], events: Counter) -> None:
-    """Make imported responses ready to label: every pair, and thumbs if enabled."""
+def _tasks_for_responses(
+    project: Project, responses: list[Response], events: Counter
+) -> Iterator[None]:
+    """Make imported responses ready to label: every pair, and thumbs if enabled (one
+    task per step)."""
     unique = list({r.pk: r for r in responses}.values())
     if project.pairwise_enabled:
         for i, first in enumerate(unique):
             for second in unique[i + 1 :]:
                 _pair_task(project, first, second, events)
+                yield
     if project.binary_enabled:
         for response in unique:
             _, created = content.task_get_or_create(project=project, response_a=response)
             events["tasks", created] += 1
+            yield
 
 
 def _judgment_import(task: Task, user, choice: str, source: str, events: Counter) -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from rest_framework import status
@@ -29,7 +30,6 @@ from annotation.services import import_rows, projects
 from annotation.services.import_rows import IMPORT_USER_PREFIX, import_user_get_or_create
 from prefloop.exceptions import ApplicationError, NotFoundError
 
-import_jobs = None  # the background import jobs (annotation.services.import_jobs), once built
 __all__ = ["IMPORT_USER_PREFIX", "import_user_get_or_create"]
 ENTITIES = ("prompts", "responses", "tasks", "judgments", "feedback")
 
@@ -92,8 +92,8 @@ def import_file(
     Small files are written in one transaction; one that would write more than
     ``PREFLOOP_IMPORT_SYNC_MAX_WRITES`` rows + tasks (or with ``batched``) commits in
     short batches (``import_rows.rows_write_batched``)."""
-    validation = _validate(Path(path), fmt, limits or import_limits())
-    report = _report_start(validation)
+    validation = file_check(Path(path), fmt, limits or import_limits())
+    report = report_start(validation)
     if (validation.issues and not partial) or not validation.rows:
         return report
     writes = writes_check(project=project, validation=validation)
@@ -118,7 +118,12 @@ def import_file(
 
 
 def import_upload(
-    *, project: Project, upload: UploadedFile, fmt: str = "auto", partial: bool = False
+    *,
+    project: Project,
+    upload: UploadedFile,
+    fmt: str = "auto",
+    partial: bool = False,
+    created_by: AbstractBaseUser | None = None,
 ) -> ImportReport:
     """An uploaded file (JSONL, CSV, or a zip of a ``save_to_disk`` folder).
 
@@ -138,26 +143,29 @@ def import_upload(
         scratch.flush()
         path, name = Path(scratch.name), upload.name or ""
         try:
-            return _upload_import(project, path, fmt, partial, limits, name)
+            return _upload_import(project, path, fmt, partial, limits, name, created_by)
         except ApplicationError as exc:
             exc.message = paths_hidden(str(exc.message), path)
             raise
 
 
-def _upload_import(project, path: Path, fmt: str, partial: bool, limits, name: str):
-    validation = _validate(path, fmt, limits)
-    report = _report_start(validation)
+def _upload_import(project, path: Path, fmt: str, partial: bool, limits, name: str, created_by):
+    validation = file_check(path, fmt, limits)
+    report = report_start(validation)
     if (validation.issues and not partial) or not validation.rows:
         return report
     writes = writes_check(project=project, validation=validation)
-    if writes <= settings.PREFLOOP_IMPORT_SYNC_MAX_WRITES or import_jobs is None:
+    if writes <= settings.PREFLOOP_IMPORT_SYNC_MAX_WRITES:
         return import_file(
             project=project, path=path, fmt=validation.format, partial=partial,
             limits=limits, source_name=name,
         )  # fmt: skip
+    from annotation.services import import_jobs  # it imports this module
+
     job = import_jobs.import_job_create(
         project=project, path=path, fmt=validation.format, partial=partial, source_name=name,
         rows=len(validation.rows), tasks_planned=writes - len(validation.rows),
+        created_by=created_by,
     )  # fmt: skip
     report.job = job.pk
     return report
@@ -193,7 +201,8 @@ def paths_hidden(message: str, path: Path) -> str:
     return re.sub(temp + r"/[^\s'\",:;)]*", "<temporary file>", message)
 
 
-def _validate(path: Path, fmt: str, limits: ImportLimits) -> Validation:
+def file_check(path: Path, fmt: str, limits: ImportLimits) -> Validation:
+    """``file_validate`` with whole-file problems as 400/413 application errors."""
     try:
         return file_validate(path, fmt=fmt, limits=limits)
     except FileTooLarge as exc:
@@ -224,7 +233,7 @@ def import_project_resolve(
     return projects.project_create(slug=slug, owner=owner), True
 
 
-def _report_start(validation: Validation) -> ImportReport:
+def report_start(validation: Validation) -> ImportReport:
     report = ImportReport(
         imported=False,
         format=validation.format,

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from django.contrib.auth.models import Group
 from rest_framework.authtoken.models import Token
 
-from annotation.models import Membership, Project, Task
+from annotation.models import ImportJob, Membership, Project, Task
 from annotation.services import assignment, exports, invitations, judgments
 from generation.feedback.constitution import DEFAULT_NAME
 from generation.feedback.models import FeedbackJob, FeedbackLabel
@@ -161,6 +161,8 @@ def world_build() -> World:
         "other_assignment": _lease(other, users["outsider"], Task.Kind.PAIRWISE),
     }
     refs |= _work(project, users["owner"], base, judge) | _owned(project, users["owner"], "mx")
+    refs["import_job"] = ImportJob.objects.create(project=project, format="jsonl",
+                                                  path="/nonexistent/mx.jsonl").pk  # fmt: skip
     other_refs = _work(other, users["other_owner"], base, judge)
     other_refs |= _owned(other, users["other_owner"], "el")
     refs |= {f"other_{k}": v for k, v in other_refs.items()}

@@ -213,6 +213,9 @@ ROWS = [
         body={"min_agreement": 0.5}),
     # --- Import and export -----------------------------------------------------------------
     row("annotation:project-import", "POST", project_api(201, *OWNERS), body=_jsonl, form=True),
+    row("annotation:project-import-job", "GET", project_api(200, *OWNERS), pk="import_job"),
+    row("annotation:project-import-job-cancel", "POST", project_api(200, *OWNERS),
+        pk="import_job"),
     row("annotation:project-exports", "GET", project_api(200, *OWNERS)),
     row("annotation:project-exports", "POST", project_api((200, 201), *OWNERS),
         body={"format": "trl-dpo"}),
