@@ -32,8 +32,7 @@ import torch
 from training import losses
 from training.core import data, distributed
 from training.core.config import TrainConfig
-from training.core.logps import INPUT_KEYS
-from training.core.logps import batch_logps as _logps
+from training.core.logps import INPUT_KEYS, batch_logps
 
 
 @dataclass
@@ -74,7 +73,7 @@ def make_split(snap: data.Snapshot, cfg: TrainConfig) -> Split:
     return Split(snap, blocks, data.kl_sequences(snap.rows, blocks))
 
 
-def batch_logps(model, batch: dict, prefix: str = "", chunk_size: int = 1024):
+def prefixed_logps(model, batch: dict, prefix: str = "", chunk_size: int = 1024):
     """Log-probs of ``batch``'s sequences (either layout); KTO's KL rows: ``prefix="kl_"``.
 
     ``model`` is a causal LM, a ``logps.LogpsHead`` (maybe inside DDP / FSDP) or any callable
@@ -85,7 +84,7 @@ def batch_logps(model, batch: dict, prefix: str = "", chunk_size: int = 1024):
         for k, v in batch.items()
         if k.startswith(prefix) and k[len(prefix) :] in INPUT_KEYS
     }
-    return _logps(model, inputs, chunk_size)
+    return batch_logps(model, inputs, chunk_size)
 
 
 def reference_logps(split: Split, batch: dict, ref_model, chunk_size: int):
@@ -96,10 +95,10 @@ def reference_logps(split: Split, batch: dict, ref_model, chunk_size: int):
         first, second = split.ref[idx].to(device), split.ref[n + idx].to(device)
         return torch.cat([first, second]) if split.snap.kind == "pairs" else (first, second)
     with torch.no_grad():
-        main = batch_logps(ref_model, batch, "", chunk_size)[0]
+        main = prefixed_logps(ref_model, batch, "", chunk_size)[0]
         if split.snap.kind == "pairs":
             return main
-        return main, batch_logps(ref_model, batch, "kl_", chunk_size)[0]
+        return main, prefixed_logps(ref_model, batch, "kl_", chunk_size)[0]
 
 
 def compute_loss(
@@ -118,8 +117,8 @@ def compute_loss(
     kl_logps = None
     if cfg.algorithm == "kto":
         with torch.no_grad():  # TRL: no gradient through the KL reference point
-            kl_logps, _ = batch_logps(policy, batch, "kl_", cfg.logps_chunk_size)
-    logps, lengths = batch_logps(policy, batch, "", cfg.logps_chunk_size)
+            kl_logps, _ = prefixed_logps(policy, batch, "kl_", cfg.logps_chunk_size)
+    logps, lengths = prefixed_logps(policy, batch, "", cfg.logps_chunk_size)
     if cfg.algorithm == "kto":
         loss, out, stats, chosen, rejected = _kto(cfg, batch, ref, logps, kl_logps, kl_mean)
     else:

@@ -21,10 +21,9 @@ from generation.feedback.judges import JudgeError
 from generation.feedback.judges.programmatic import resolve
 from generation.feedback.models import FeedbackJob, Judge
 from generation.feedback.services import jobs as feedback_jobs
-from prefloop.exceptions import ApplicationError, ConflictError
+from prefloop.exceptions import ConflictError
 
 THUMBS_UP_AT = 0.5
-NOTHING_TO_LABEL = feedback_jobs.NOTHING_TO_DO.format(what="unlabelled comparisons")
 NOT_PROGRAMMATIC = "thumbs labels come from a programmatic judge; {name} is a {kind} judge"
 
 
@@ -80,10 +79,8 @@ def judge_job_create(*, project: Project, judge: Judge, task_ids: list[int]) -> 
         return feedback_jobs.feedback_job_create(
             project=project, judge=judge, scope="tasks", task_ids=task_ids, enqueue=False
         )
-    except ApplicationError as exc:
-        if exc.message == NOTHING_TO_LABEL:
-            return None
-        raise
+    except feedback_jobs.NothingSelectedError:  # the judge has labelled them all
+        return None
 
 
 def judge_job_run(job: FeedbackJob | None) -> FeedbackJob | None:

@@ -31,6 +31,10 @@ MIN_CONFIDENCE = "min_confidence must be between 0 and 1"
 NOT_RETRYABLE = "only failed or cancelled jobs can be retried"
 
 
+class NothingSelectedError(ApplicationError):
+    """No item of the project matches a job's selection (HTTP 400, like any ApplicationError)."""
+
+
 @transaction.atomic
 def feedback_job_create(
     *, project: Project, judge: Judge, scope: str = "all", min_agreement: float = 0.75,
@@ -61,7 +65,7 @@ def feedback_job_create(
     ids = selectors.comparison_ids_select(project=project, judge=judge, task_ids=task_ids,
                                           **selection)  # fmt: skip
     if not ids:
-        raise ApplicationError(NOTHING_TO_DO.format(what="unlabelled comparisons"))
+        raise NothingSelectedError(NOTHING_TO_DO.format(what="unlabelled comparisons"))
     options = {"takes_human_slot": takes_human_slot, "min_confidence": min_confidence}
     return _job_store(
         project=project, kind=FeedbackJob.Kind.JUDGE, judge=judge, selection=selection,
@@ -98,7 +102,7 @@ def critique_job_create(
     selection = {"tags": list(tags or []), "split": split, "limit": limit}
     ids = selectors.response_ids_select(project=project, response_ids=response_ids, **selection)
     if not ids:
-        raise ApplicationError(NOTHING_TO_DO.format(what="responses"))
+        raise NothingSelectedError(NOTHING_TO_DO.format(what="responses"))
     seed = secrets.randbelow(MAX_SEED) if seed is None else seed
     options = {"rounds": rounds, "outcome": outcome, "sampling": sampling_data,
                "takes_human_slot": takes_human_slot}  # fmt: skip
