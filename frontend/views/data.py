@@ -35,6 +35,11 @@ def _context(membership: Membership, **extra) -> dict:
     return {"project": membership.project, "membership": membership, "is_owner": True, **extra}
 
 
+BACKGROUND = ("The file is valid ({rows:,} rows) and large: import job {job} is writing it in "
+              "the background; annotators can keep working. Its progress: "
+              "/api/projects/{slug}/imports/{job}.")
+
+
 @accepts_uploads
 @require_http_methods(["GET", "POST"])
 @login_required
@@ -48,8 +53,13 @@ def import_page(request: HttpRequest, slug: str) -> HttpResponse:
             report = imports.import_upload(
                 project=project, upload=form.cleaned_data["file"],
                 fmt=form.cleaned_data["format"], partial=form.cleaned_data["partial"],
+                created_by=request.user,
             ).as_dict()  # fmt: skip
             status = 200 if report["imported"] else 400
+            if report["job"] is not None:  # large: a background job writes it
+                messages.info(request, BACKGROUND.format(
+                    rows=report["rows_valid"], job=report["job"], slug=project.slug))  # fmt: skip
+                return redirect("frontend:import", slug=project.slug)
         except ApplicationError as exc:
             error, status = exc.message, exc.status_code
     elif posted:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
+from django.test import Client
 from rest_framework.test import APIClient
 
 from annotation.models import ImportJob, Judgment, Prompt, Task
@@ -85,6 +86,19 @@ def test_a_cancelled_job_stops_and_small_imports_stay_synchronous(owner_api, set
     assert small.status_code == 201 and small.json()["created"]["prompts"] == 2
     other = project_build(owner=user_build("imp-other"), slug="other")
     assert client.get(f"/api/projects/{other.slug}/imports/{job['id']}").status_code in (403, 404)
+
+
+def test_the_import_page_hands_a_large_file_to_a_job(owner_api, settings):
+    project, _ = owner_api
+    settings.PREFLOOP_IMPORT_SYNC_MAX_WRITES = 50
+    page = Client()
+    page.force_login(project.created_by)
+    upload = SimpleUploadedFile("big.jsonl", _rows(6, 4))
+    response = page.post("/p/big/import/", {"file": upload, "format": "auto"}, follow=True)
+    assert response.status_code == 200
+    job = ImportJob.objects.get(project=project)
+    assert f"import job {job.pk} is writing it" in response.content.decode()
+    assert Prompt.objects.count() == 0 and job.status == "pending"
 
 
 @pytest.mark.django_db(transaction=True)
