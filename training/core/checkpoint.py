@@ -193,6 +193,12 @@ def resume(
     return Position(state["step"], state["epoch"], state["group"], state["order"])
 
 
+def due(cfg: TrainConfig, step: int, end_of_epoch: bool) -> bool:
+    """Checkpoint after this optimizer step? Every ``checkpoint_every`` steps, else (0) at the
+    end of each epoch."""
+    return step % cfg.checkpoint_every == 0 if cfg.checkpoint_every else end_of_epoch
+
+
 def save_state(
     cfg: TrainConfig,
     d: distributed.Dist,

@@ -230,14 +230,10 @@ def _train(cfg: TrainConfig, d: distributed.Dist, device: torch.device, on_recor
             if evals and cfg.eval_every and step % cfg.eval_every == 0 and step < total_steps:
                 log({"type": "eval", "step": step, **obj.evaluate(evals)})
             end_of_epoch = g + 1 == len(groups)
-            if (cfg.checkpoint_every and step % cfg.checkpoint_every == 0) or (
-                not cfg.checkpoint_every and end_of_epoch
-            ):
-                resume_at = (
-                    checkpoint.Position(step, epoch + 1)
-                    if end_of_epoch
-                    else checkpoint.Position(step, epoch, g + 1, order)
-                )
+            if checkpoint.due(cfg, step, end_of_epoch):
+                resume_at = checkpoint.Position(step, epoch + 1)  # where a resumed run goes on
+                if not end_of_epoch:
+                    resume_at = checkpoint.Position(step, epoch, g + 1, order)
                 checkpoint.save_state(cfg, d, policy, optimizer, scheduler, resume_at=resume_at)
             if cfg.stop_after_steps and step - start.step >= cfg.stop_after_steps:
                 if step < total_steps:
