@@ -21,14 +21,13 @@ from django.db import transaction
 from django.db.models import F
 
 from annotation.models import Prompt, Response
-from generation import conf, pairing, store
+from generation import endpoints, pairing, store
 from generation.backends import (
     BackendError,
     Completion,
     GenerationBackend,
     PromptTooLongError,
     SamplingConfig,
-    get_backend,
 )
 from generation.backends.base import MAX_SEED
 from generation.models import GeneratedSample, GenerationJob, ModelVersion
@@ -130,11 +129,11 @@ def _generate(
 
 
 def _backend(*, job: GenerationJob, version: ModelVersion) -> GenerationBackend:
-    name = conf.backend_name()
+    name = endpoints.backend_name_for(version)  # "remote" for a version served elsewhere
     if job.backend != name:
         GenerationJob.objects.filter(pk=job.pk).update(backend=name)
         job.backend = name
-    return get_backend(name, version.source, **conf.backend_options(name))
+    return endpoints.version_backend(version)
 
 
 def _pairs(

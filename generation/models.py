@@ -32,10 +32,26 @@ class ModelVersion(models.Model):
     notes = models.TextField(blank=True)
     metadata = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # A model served elsewhere (an OpenAI-compatible server): then ``source`` is only where
+    # its tokenizer loads from (may be empty), and the remote backend serves it.
+    endpoint_url = models.URLField(
+        max_length=500, blank=True, help_text="Base URL of an OpenAI-compatible server."
+    )
+    served_name = models.CharField(
+        max_length=200, blank=True, help_text="The model's name on that server."
+    )
+    api_key_env = models.CharField(
+        max_length=100, blank=True,
+        help_text="NAME of the environment variable holding the server's API key (never the key).",
+    )  # fmt: skip
 
     class Meta:
         ordering = ["created_at", "id"]
         constraints = name_unique_per_owner("model_version")
+
+    @property
+    def is_endpoint(self) -> bool:
+        return bool(self.endpoint_url)
 
     def __str__(self) -> str:
         return f"{self.name} (v{self.version})"

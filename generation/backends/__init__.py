@@ -44,10 +44,14 @@ BACKENDS = {
     "vllm": "generation.backends.vllm:VLLMBackend",
     "transformers": "generation.backends.hf:TransformersBackend",
     "fake": "generation.backends.fake:FakeBackend",
+    "remote": "generation.backends.remote:RemoteBackend",
 }
+# Backends that hold no engine here: cached beside the live engine, never swapping it out.
+LIGHT = frozenset({"remote"})
 
 _lock = threading.Lock()
 _active: dict[str, Any] = {"backend": None, "key": None}
+_light: dict[tuple, Any] = {}
 
 
 def backend_class(name: str) -> type:
@@ -66,6 +70,8 @@ def get_backend(name: str, model: str, **options: Any) -> GenerationBackend:
     """The process's backend for ``model``, started, reloaded or swapped as needed."""
     key = (name, tuple(sorted(options.items())))
     check_model_source(model)  # a bad path must not cost the running engine either
+    if name in LIGHT:
+        return _light_backend(name, model, key, options)
     with _lock:
         backend = _active["backend"]
         if backend is not None and backend.closed:
@@ -90,6 +96,14 @@ def get_backend(name: str, model: str, **options: Any) -> GenerationBackend:
         return backend
 
 
+def _light_backend(name: str, model: str, key: tuple, options: dict) -> GenerationBackend:
+    with _lock:
+        backend = _light.get((model, key))
+        if backend is None or backend.closed:
+            backend = _light[(model, key)] = backend_class(name)(model, **options)
+        return backend
+
+
 def active_backend() -> GenerationBackend | None:
     return _active["backend"]
 
@@ -98,6 +112,9 @@ def close_backend() -> None:
     """Shut the live engine down (worker shutdown, tests, model swaps)."""
     with _lock:
         _close_locked()
+        for backend in _light.values():
+            backend.close()
+        _light.clear()
 
 
 def _close_locked() -> None:

@@ -12,7 +12,9 @@ from typing import Any
 import environ
 
 from generation import conf as generation_conf
+from generation import endpoints
 from generation.backends import GenerationBackend, get_backend
+from generation.models import ModelVersion
 
 env = environ.Env()
 DEFAULT_JUDGE_MODULES = ("generation.feedback.", "generation.demo.", "generation.instruct.")
@@ -27,10 +29,13 @@ def backend_name() -> str:
     return generation_conf.backend_name()
 
 
-def backend_for(source: str) -> GenerationBackend:
-    """The worker's generation backend (vLLM or transformers) loaded with ``source``."""
+def backend_for(model: str | ModelVersion) -> GenerationBackend:
+    """The backend of a model version (its server's when it is an endpoint), or the
+    worker's generation backend (vLLM or transformers) loaded with a source path."""
+    if isinstance(model, ModelVersion):
+        return endpoints.version_backend(model)
     name = backend_name()
-    return get_backend(name, source, **generation_conf.backend_options(name))
+    return get_backend(name, model, **generation_conf.backend_options(name))
 
 
 def reward_model_options() -> dict[str, Any]:

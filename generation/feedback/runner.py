@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 
 from annotation.models import Response, Task
+from generation import endpoints
 from generation.backends import BackendError, SamplingConfig
 from generation.feedback import conf, critique, judges, selectors, store
 from generation.feedback.judges import JudgeError, Pair, PairJudge
@@ -60,7 +61,8 @@ class _Lazy:
                 else _critic_build(self.job)
             )
             if self.job.judge is None or self.job.judge.kind == Judge.Kind.CONSTITUTIONAL:
-                self.job.backend = conf.backend_name()
+                version = (self.job.judge or self.job).model_version
+                self.job.backend = endpoints.backend_name_for(version)
             else:
                 self.job.backend = self.job.judge.kind
             FeedbackJob.objects.filter(pk=self.job.pk).update(backend=self.job.backend)
@@ -72,7 +74,7 @@ def judge_build(judge: Judge) -> PairJudge:
     settings = dict(judge.settings)
     if judge.kind == Judge.Kind.CONSTITUTIONAL:
         principles = selectors.principle_specs(version=judge.constitution_version)
-        backend = conf.backend_for(judge.model_version.source)
+        backend = conf.backend_for(judge.model_version)
         return ConstitutionalJudge(backend, principles, ConstitutionalSettings.from_dict(settings))
     if judge.kind == Judge.Kind.PROGRAMMATIC:
         return ProgrammaticJudge(resolve(judge.callable_path), name=judge.callable_path,
@@ -87,7 +89,7 @@ def judge_build(judge: Judge) -> PairJudge:
 
 def _critic_build(job: FeedbackJob) -> critique.CritiqueReviser:
     return critique.CritiqueReviser(
-        conf.backend_for(job.model_version.source),
+        conf.backend_for(job.model_version),
         selectors.principle_specs(version=job.constitution_version),
         rounds=job.options["rounds"], sampling=SamplingConfig.from_dict(job.options["sampling"]),
         seed=job.seed,

@@ -21,7 +21,7 @@ from generation.jobs import generation_job_run
 from generation.models import GenerationJob, ModelVersion
 from training import services as training_services
 from training.models import TrainingRun
-from training.rounds import evaluation, labels, records, selectors, services, snapshot
+from training.rounds import evaluation, labels, records, selectors, served, services, snapshot
 from training.rounds.models import Round
 
 
@@ -145,6 +145,16 @@ def finish(rnd: Round) -> Outcome:
     ModelVersion.objects.filter(pk=version.pk, round_index__isnull=True).update(
         round_index=rnd.index
     )
+    if rnd.policy.is_endpoint and not version.is_endpoint:  # the policy runs on a server
+        served_version, message = served.round_version_serve(rnd=rnd, version=version)
+        if served_version is None:
+            return Outcome.done(message)  # stops here: no following round
+        Round.objects.filter(pk=rnd.pk).update(new_version=served_version)
+        rnd.new_version = served_version
+        if rnd.rounds_remaining <= 0:
+            return Outcome.done(message)
+        return Outcome.done(f"{message}; round {services.round_next_create(rnd=rnd).index} "
+                            f"starts from {served_version.name}")  # fmt: skip
     if rnd.rounds_remaining > 0:
         following = services.round_next_create(rnd=rnd)
         return Outcome.done(f"round {following.index} starts from {version.name}")

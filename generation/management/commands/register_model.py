@@ -1,38 +1,55 @@
-"""Register a model version: a local Hugging Face folder (as the workers see it) or a hub id."""
+"""Register a model version: a local Hugging Face folder (as the workers see it), a hub id,
+or a model served by an OpenAI-compatible server (``--endpoint URL --served-name X``)."""
 
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from generation import services
+from generation import endpoints, services
 from prefloop.exceptions import ApplicationError
 
 
 class Command(BaseCommand):
-    help = "Register a model version (idempotent for the same name and source)."
+    help = "Register a model version (idempotent for the same name and source / endpoint)."
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("name", help="Slug naming the version, e.g. demo-round-1.")
-        parser.add_argument("source", help="Local model folder or Hugging Face hub id.")
+        parser.add_argument(
+            "source", nargs="?", default="",
+            help="Local model folder or Hugging Face hub id. With --endpoint: optional, where "
+            "the tokenizer loads from (needed for scoring and judge options).",
+        )  # fmt: skip
         parser.add_argument("--parent", default="", help="Name of the version it derives from.")
         parser.add_argument("--round", type=int, default=None, dest="round_index")
         parser.add_argument("--notes", default="")
+        parser.add_argument("--endpoint", default="", help="Base URL of an OpenAI-compatible "
+                            "server, e.g. http://vllm:8000 (the /v1 is added).")  # fmt: skip
+        parser.add_argument("--served-name", default="", help="The model's name on the server.")
+        parser.add_argument(
+            "--api-key-env", default="",
+            help="NAME of the environment variable holding the server's API key (never the key).",
+        )  # fmt: skip
 
-    def handle(self, *args, name: str, source: str, parent: str, round_index, notes: str, **_):
+    def handle(self, *args, name: str, source: str, endpoint: str, **options):
+        common = {"name": name, "parent_name": options["parent"], "notes": options["notes"],
+                  "round_index": options["round_index"]}  # fmt: skip
         try:
-            version = services.model_version_register_checked(
-                name=name,
-                source=source,
-                parent_name=parent,
-                round_index=round_index,
-                notes=notes,
-            )
+            if endpoint:
+                version = endpoints.model_version_register_endpoint(
+                    endpoint_url=endpoint, served_name=options["served_name"],
+                    api_key_env=options["api_key_env"], tokenizer_source=source, **common,
+                )  # fmt: skip
+            elif options["served_name"] or options["api_key_env"]:
+                raise CommandError("--served-name and --api-key-env need --endpoint")
+            elif not source:
+                raise CommandError("give the model's source (a folder or hub id) or --endpoint")
+            else:
+                version = services.model_version_register_checked(source=source, **common)
         except (ValidationError, ApplicationError) as exc:
             raise CommandError(getattr(exc, "message", None) or "; ".join(exc.messages)) from exc
-        self.stdout.write(
-            self.style.SUCCESS(
-                f"model version {version.name} (id {version.pk}, v{version.version}) "
-                f"-> {version.source}"
-            )
-        )
+        where = (f"{version.served_name} at {version.endpoint_url}" if version.is_endpoint
+                 else version.source)  # fmt: skip
+        self.stdout.write(self.style.SUCCESS(
+            f"model version {version.name} (id {version.pk}, v{version.version}) -> {where}"
+        ))  # fmt: skip
