@@ -31,7 +31,7 @@ from generation.backends import (
 )
 from generation.backends.base import MAX_SEED
 from generation.models import GeneratedSample, GenerationJob, ModelVersion
-from prefloop.jobs import Running, job_running
+from prefloop.jobs import Running, job_run
 
 logger = logging.getLogger(__name__)
 Unit = tuple[ModelVersion, list[int]]
@@ -39,10 +39,7 @@ Unit = tuple[ModelVersion, list[int]]
 
 def generation_job_run(*, job_id: int) -> GenerationJob:
     """Execute (or resume) a job; backend errors end it as FAILED with their message."""
-    with job_running(GenerationJob, job_id, failing_on=(BackendError,)) as run:
-        if run.claimed:
-            _job_run(run)
-    return run.job
+    return job_run(GenerationJob, job_id, _job_run, failing_on=(BackendError,))
 
 
 def _job_run(run: Running) -> None:

@@ -24,7 +24,7 @@ from generation import services as generation_services
 from generation.models import ModelVersion
 from prefloop import jobs as prefloop_jobs
 from prefloop.exceptions import ApplicationError, NotFoundError
-from prefloop.jobs import Running, job_running
+from prefloop.jobs import Running, job_run
 from training import runner
 from training.core.config import TrainConfig
 from training.models import TrainingMetric, TrainingRun
@@ -183,10 +183,7 @@ def trainer_config(run: TrainingRun) -> dict:
 def training_run_execute(*, run_id: int) -> TrainingRun:
     """Run the trainer for ``run_id``; safe to call again after a crash: a run started
     before resumes from its last checkpoint."""
-    with job_running(TrainingRun, run_id, failing_on=(ApplicationError,)) as run:
-        if run.claimed:
-            _execute(run)
-    return run.job
+    return job_run(TrainingRun, run_id, _execute, failing_on=(ApplicationError,))
 
 
 def _execute(run: Running) -> None:

@@ -21,17 +21,14 @@ from generation.feedback.judges.constitutional import ConstitutionalJudge, Const
 from generation.feedback.judges.programmatic import ProgrammaticJudge, resolve
 from generation.feedback.models import CritiqueTrace, FeedbackJob, FeedbackLabel, Judge
 from generation.feedback.services.judges import revision_judge_get_or_create
-from prefloop.jobs import Running, job_running
+from prefloop.jobs import Running, job_run
 
 logger = logging.getLogger(__name__)
 
 
 def feedback_job_run(*, job_id: int) -> FeedbackJob:
     """Execute (or resume) a job; judge and backend errors end it as FAILED with a reason."""
-    with job_running(FeedbackJob, job_id, failing_on=(BackendError, JudgeError)) as run:
-        if run.claimed:
-            _job_run(run)
-    return run.job
+    return job_run(FeedbackJob, job_id, _job_run, failing_on=(BackendError, JudgeError))
 
 
 def _job_run(run: Running) -> None:

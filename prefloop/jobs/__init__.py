@@ -32,6 +32,8 @@ never changed again):
                   do(batch)                    # MyDomainError -> ends failed, message kept
       return run.job                           # ends succeeded (or run.end(status=...))
 
+  ``job_run(MyJob, job_id, body, failing_on=(...))`` is that block around ``body(run)``.
+
 - ``orphans_recover()`` (``prefloop.jobs.recovery``): a running job whose worker process
   is gone or whose heartbeat is older than ``PREFLOOP_JOB_STALE_S`` is requeued (or
   failed after ``PREFLOOP_JOB_MAX_ATTEMPTS`` starts). It finds every concrete ``Job``
@@ -51,6 +53,7 @@ from prefloop.jobs.lifecycle import (
     fail,
     finish,
     heartbeat,
+    job_run,
     job_running,
     release,
 )
@@ -79,6 +82,7 @@ __all__ = [
     "finish",
     "heartbeat",
     "job_models",
+    "job_run",
     "job_running",
     "orphan_reason",
     "orphans_recover",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -218,3 +218,18 @@ def job_running(
     else:
         if not run.ended:
             run.job = finish(model, pk)
+
+
+def job_run(
+    model: type[Job],
+    pk: int,
+    body: Callable[[Running], None],
+    *,
+    failing_on: tuple[type[Exception], ...] = (),
+) -> Job:
+    """Run ``body(run)`` inside ``job_running`` if this worker claims the job; the job's
+    row as it ended (or as it was, when there was nothing to run)."""
+    with job_running(model, pk, failing_on=failing_on) as run:
+        if run.claimed:
+            body(run)
+    return run.job

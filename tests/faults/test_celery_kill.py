@@ -154,7 +154,7 @@ def test_a_training_run_killed_with_its_worker_resumes_from_its_checkpoint(
     assert not ModelVersion.objects.filter(parent=policy).exists()
 
     with celery_worker(log_path=log, queues="train", env=env):
-        wait_for(lambda: _refreshed(run).status in training_services.TERMINAL, timeout=300,
+        wait_for(lambda: _refreshed(run).status in TrainingRun.TERMINAL, timeout=300,
                  what="the requeued run to finish", log=log)  # fmt: skip
     assert run.status == TrainingRun.Status.SUCCEEDED, (run.error, run.log_tail[-2000:])
     assert run.attempts == 2 and run.step == run.total_steps and run.error == ""

@@ -114,7 +114,7 @@ def test_past_the_attempt_limit_a_lost_job_fails_with_the_reason(project, sent, 
     assert job.status == GenerationJob.Status.FAILED and job.finished_at is not None
     assert "is gone" in job.error and "started 2 times without finishing" in job.error
     run.refresh_from_db()
-    assert run.status == TrainingRun.Status.QUEUED and "is gone" in run.error
+    assert run.status == TrainingRun.Status.PENDING and "is gone" in run.error
     # A redelivered message for the failed job finds it finished and does nothing.
     assert generation_jobs.generation_job_run(job_id=job.pk).status == GenerationJob.Status.FAILED
 
