@@ -10,7 +10,7 @@ from rest_framework.views import APIView
 
 from annotation import permissions
 from annotation.models import Project
-from annotation.services.exports import export_snapshot_get
+from annotation.selectors.exports import export_snapshot_get
 from generation.models import ModelVersion
 from generation.selectors import model_version_get
 from training import selectors, services

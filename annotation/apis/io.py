@@ -15,6 +15,7 @@ from annotation import permissions
 from annotation.io import readers, writers
 from annotation.io.rules import ExportRules
 from annotation.models import ExportSnapshot, ImportJob
+from annotation.selectors.exports import export_snapshot_get, export_snapshot_list
 from annotation.services import exports, import_jobs, imports
 from prefloop.middleware import accepts_uploads
 from prefloop.parsers import FormParser, MultiPartParser
@@ -159,7 +160,7 @@ class ExportsApi(APIView):
         project, _ = permissions.project_get_for_member(
             slug=slug, user=request.user, roles=permissions.CONFIGURERS
         )
-        found = exports.export_snapshot_list(project=project).select_related("project")
+        found = export_snapshot_list(project=project).select_related("project")
         return Response(SnapshotOutputSerializer(found, many=True).data)
 
     @extend_schema(
@@ -186,7 +187,7 @@ class ExportDetailApi(APIView):
         project, _ = permissions.project_get_for_member(
             slug=slug, user=request.user, roles=permissions.CONFIGURERS
         )
-        snapshot = exports.export_snapshot_get(content_hash=content_hash, project=project)
+        snapshot = export_snapshot_get(content_hash=content_hash, project=project)
         return Response(SnapshotOutputSerializer(snapshot).data)
 
 
@@ -213,7 +214,7 @@ class ExportDownloadApi(APIView):
         project, _ = permissions.project_get_for_member(
             slug=slug, user=request.user, roles=permissions.CONFIGURERS
         )
-        snapshot = exports.export_snapshot_get(content_hash=content_hash, project=project)
+        snapshot = export_snapshot_get(content_hash=content_hash, project=project)
         name = request.query_params.get("file", writers.DATA_FILE)
         path = exports.export_snapshot_file(snapshot=snapshot, name=name)
         filename = f"{slug}-{snapshot.format}-{content_hash[:12]}-{name}"

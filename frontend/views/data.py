@@ -17,6 +17,7 @@ from django.views.decorators.http import require_http_methods
 from annotation import permissions
 from annotation.io import writers
 from annotation.models import Membership, Project
+from annotation.selectors.exports import export_snapshot_list
 from annotation.services import exports, imports
 from frontend.forms import ExportForm, ImportForm
 from prefloop.exceptions import ApplicationError
@@ -87,7 +88,7 @@ def export_page(request: HttpRequest, slug: str) -> HttpResponse:
             verb = "Created" if created else "Unchanged data, existing"
             messages.success(request, f"{verb} snapshot {snapshot.content_hash[:12]}: {rows} rows.")
             return redirect("frontend:export", slug=project.slug)
-    snapshots = exports.export_snapshot_list(project=project)
+    snapshots = export_snapshot_list(project=project)
     files = writers.SNAPSHOT_FILES
     context = _context(membership, form=form, snapshots=snapshots, files=files)
     status = 400 if form.errors else 200

@@ -12,6 +12,7 @@ from django.core.management import CommandError, call_command
 
 from annotation.io.rules import ExportRules
 from annotation.models import ExportSnapshot, Judgment
+from annotation.selectors import exports as export_selectors
 from annotation.services import exports, imports, projects
 
 pytestmark = pytest.mark.django_db
@@ -109,13 +110,13 @@ def test_snapshot_hash_is_stable_and_follows_the_data(project, tmp_path):
     data = Path(first.path, "data.jsonl").read_bytes()
     assert first.content_hash == hashlib.sha256(data).hexdigest()
     assert Path(first.path) == Path(tmp_path / "data" / "exports" / "exp" / first.content_hash)
-    assert exports.export_snapshot_get(content_hash=first.content_hash) == first
+    assert export_selectors.export_snapshot_get(content_hash=first.content_hash) == first
     Judgment.objects.filter(task__response_a__text="Vell.").update(choice="b")
     changed, created = export(project, "trl-dpo")
     assert created and changed.content_hash != first.content_hash
     assert ExportSnapshot.objects.count() == 2
     with pytest.raises(exports.NotFoundError):
-        exports.export_snapshot_get(content_hash="0" * 64)
+        export_selectors.export_snapshot_get(content_hash="0" * 64)
 
 
 def test_card_and_manifest_record_rules_and_counts(project, tmp_path):

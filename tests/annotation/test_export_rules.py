@@ -9,7 +9,8 @@ from annotation.io.aggregate import Outcome, Vote
 from annotation.io.rules import ExportRules
 from annotation.io.writers import FORMATS
 from annotation.models import Feedback, Judgment, Prompt, Task
-from annotation.services import content, exports, projects
+from annotation.selectors import exports as export_selectors
+from annotation.services import content, projects
 
 
 def votes(*choices: str, strength: int = 1, source: str = "human") -> list[Vote]:
@@ -104,7 +105,9 @@ def judge(task: Task, user, choice: str, strength: int = 1, source: str = "human
 
 
 def build(project, fmt: str, **rules):
-    return exports.export_rows_build(project=project, fmt=FORMATS[fmt], rules=ExportRules(**rules))
+    return export_selectors.export_rows_build(
+        project=project, fmt=FORMATS[fmt], rules=ExportRules(**rules)
+    )
 
 
 def test_project_export_counts_every_drop_reason(world):

@@ -25,7 +25,8 @@ from django.db import transaction
 from django.test import Client
 from django.urls import reverse
 
-from annotation.services.exports import export_snapshot_file, export_snapshot_get
+from annotation.selectors.exports import export_snapshot_get
+from annotation.services.exports import export_snapshot_file
 from tests.security.access_world import OTHER_SLUG, PRINCIPLE, SLUG, World, world_build
 from tests.security.test_access_matrix import routes
 

@@ -120,7 +120,7 @@ def test_2_the_rounds_form_lists_only_models_the_project_sees():
 
 
 def _run(w, **options) -> TrainingRun:
-    from annotation.services.exports import export_snapshot_get
+    from annotation.selectors.exports import export_snapshot_get
 
     project = Membership.objects.get(user=w.users["owner"], project__slug=SLUG).project
     return training_run_create(
@@ -158,7 +158,7 @@ def test_3_run_creation_checks_the_output_name_up_front():
 
 
 def test_4_eval_path_of_another_projects_export_is_refused():
-    from annotation.services.exports import export_snapshot_get
+    from annotation.selectors.exports import export_snapshot_get
 
     w = world_build()
     foreign = export_snapshot_file(snapshot=export_snapshot_get(content_hash=w.ref("other_export")))

@@ -21,11 +21,8 @@ from dataclasses import replace
 from annotation.io import writers
 from annotation.io.rules import ExportRules
 from annotation.models import ExportSnapshot, Feedback, Judgment
-from annotation.services.exports import (
-    export_rows_build,
-    export_snapshot_create,
-    export_snapshot_store,
-)
+from annotation.selectors.exports import export_rows_build
+from annotation.services.exports import export_snapshot_create, export_snapshot_store
 from prefloop.exceptions import ApplicationError
 from training.rounds import selectors
 from training.rounds.models import Round

@@ -7,7 +7,8 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 
 from annotation.models import Project
-from annotation.services.exports import export_snapshot_create, export_snapshot_get
+from annotation.selectors.exports import export_snapshot_get
+from annotation.services.exports import export_snapshot_create
 from generation.models import ModelVersion
 from prefloop.exceptions import ApplicationError
 from training import services
