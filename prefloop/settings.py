@@ -253,7 +253,9 @@ SPECTACULAR_SETTINGS = {
 }
 
 # --- Celery --------------------------------------------------------------------------
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
+# The embedded broker (a folder) by default; "localhost" only because kombu warns
+# ("No hostname was supplied") about a URL without a host, which this transport ignores.
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://localhost/")
 CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default="django-db")
 # Under pytest the embedded broker gets its own folder, so messages published by tests
 # never reach the demo's workers.

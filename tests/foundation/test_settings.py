@@ -67,7 +67,9 @@ def test_development_defaults_use_sqlite_and_embedded_broker():
         text=True,
         timeout=60,
     )
-    assert proc.stdout.split() == ["django.db.backends.sqlite3", "filesystem://", "True"]
+    assert proc.stdout.split() == [
+        "django.db.backends.sqlite3", "filesystem://localhost/", "True"
+    ]
 
 
 @pytest.mark.django_db(transaction=True)

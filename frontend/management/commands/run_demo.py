@@ -17,8 +17,11 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
 from frontend.demo import seed_demo
+from frontend.demo_progress import BuildProgress
+from frontend.selectors import project_counts
 
 WORKERS = (("gpu-worker", "default,gpu"), ("train-worker", "train"))
+STAGES = 4
 
 
 class Command(BaseCommand):
@@ -31,12 +34,19 @@ class Command(BaseCommand):
 
     def handle(self, *args, host: str, port: int, no_serve: bool, **options) -> None:
         started = time.perf_counter()
+        self._stage(1, "database: applying migrations")
         call_command("migrate", verbosity=0)
-        call_command("build_demo_model")
-        _, accounts = seed_demo()
+        self._stage(2, "demo model: building it (a few minutes the first time, then cached)")
+        call_command("build_demo_model", stdout=BuildProgress(self.stdout._out))
+        self._stage(3, "demo project: seeding accounts, prompts and first tasks")
+        project, accounts = seed_demo()
+        counts = project_counts(project=project)
+        self.stdout.write(f"  {counts['prompts']} prompts, {counts['pairwise_tasks']} pairwise "
+                          f"and {counts['binary_tasks']} thumbs tasks")  # fmt: skip
         self.stdout.write(f"setup done in {time.perf_counter() - started:.1f} s")
         if no_serve:
             return
+        self._stage(4, "starting the web server, two workers and beat")
         children = self._start(host, port)
         url = f"http://{host}:{port}/"
         self.stdout.write(self.style.SUCCESS(f"\nPrefloop is running: open {url}"))
@@ -45,6 +55,9 @@ class Command(BaseCommand):
             self.stdout.write(f"  annotator:  {name} / {password}")
         self.stdout.write(f"  API docs:   {url}api/docs/\nPress Ctrl-C to stop.\n")
         self._wait(children)
+
+    def _stage(self, number: int, text: str) -> None:
+        self.stdout.write(self.style.MIGRATE_HEADING(f"[{number}/{STAGES}] {text}"))
 
     def _start(self, host: str, port: int) -> list[subprocess.Popen]:
         python = sys.executable
@@ -67,13 +80,29 @@ class Command(BaseCommand):
                 time.sleep(0.5)
             self.stderr.write("a child process exited; stopping the demo")
         except KeyboardInterrupt:
-            self.stdout.write("\nstopping…")
+            self.stdout.write("\nstopping the web server, the workers and beat…")
         finally:
-            for child in children:
-                if child.poll() is None:
-                    child.send_signal(signal.SIGTERM)
-            for child in children:
-                try:
-                    child.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    child.kill()
+            killed = stop_children(children)
+            if killed:
+                self.stderr.write(f"stopped, but {', '.join(killed)} had to be killed")
+            else:
+                self.stdout.write(self.style.SUCCESS(
+                    "Everything stopped cleanly (web server, 2 workers, beat). "
+                    "Run make demo again to continue where you left off."))  # fmt: skip
+
+
+def stop_children(children: list[subprocess.Popen], *, grace: float = 20.0) -> list[str]:
+    """SIGTERM every child still running, wait up to ``grace`` seconds each, kill what is
+    left; returns the commands that had to be killed."""
+    for child in children:
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+    killed = []
+    for child in children:
+        try:
+            child.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+            killed.append(" ".join(map(str, child.args[2:4])))
+    return killed
