@@ -8,6 +8,7 @@ at that width (the one layout fault a screenshot alone would not flag).
 from __future__ import annotations
 
 import pytest
+from django.contrib.auth.models import Permission
 
 from tests.frontend.conftest import NARROW, WIDE, screenshot_dir
 from tests.frontend.data import PASSWORD
@@ -23,8 +24,13 @@ OWNER_PAGES = (
     ("owner-leaderboard", "/p/screens/leaderboard/"),
     ("owner-import", "/p/screens/import/"),
     ("owner-export", "/p/screens/export/"),
+    ("owner-settings", "/p/screens/settings/"),
+    ("owner-people", "/p/screens/people/"),
+    ("project-new", "/projects/new"),
+    ("profile", "/me/"),
     ("home", "/"),
 )
+ERROR_PAGES = (("error-403", "/p/screens/dashboard/", 403), ("error-404", "/p/nowhere/", 404))
 
 
 def _login(chromium, live_server, username: str):
@@ -64,8 +70,12 @@ def test_screenshots_of_every_page_type(chromium, live_server):
     page.goto("/p/screens/pairwise/")
     page.keyboard.press("?")
     written += _shoot(page, "pairwise-shortcuts")
+    for name, url, status in ERROR_PAGES:  # the newcomer is an annotator: no dashboard
+        assert page.goto(url).status == status, url
+        written += _shoot(page, name)
     context.close()
 
+    data.owner.user_permissions.add(Permission.objects.get(codename="add_project"))
     context, page = _login(chromium, live_server, data.owner.username)
     for name, url in OWNER_PAGES:
         response = page.goto(url)
@@ -76,4 +86,6 @@ def test_screenshots_of_every_page_type(chromium, live_server):
     context.close()
     assert {"pairwise-1280x800.png", "pairwise-390x844.png", "thumbs-1280x800.png",
             "thumbs-390x844.png", "owner-dashboard-1280x800.png",
-            "owner-dashboard-390x844.png"} <= set(written)  # fmt: skip
+            "owner-dashboard-390x844.png", "owner-settings-390x844.png",
+            "owner-people-390x844.png", "profile-390x844.png",
+            "error-403-390x844.png"} <= set(written)  # fmt: skip
