@@ -3,6 +3,7 @@
 import json
 
 import pytest
+from django.contrib.auth.models import Group
 from django.core.management import call_command
 from django.urls import include, path
 from rest_framework.test import APIClient
@@ -108,6 +109,9 @@ def test_project_list_and_create_need_a_login(people, project):
     assert [(p["slug"], p["my_role"]) for p in listed] == [("demo", ANNOTATOR)]
     body = {"slug": "fresh", "overlap": 2}
     assert _client().post("/api/projects/create", body, format="json").status_code in (401, 403)
+    refused = _client(people["stranger"]).post("/api/projects/create", body, format="json")
+    assert refused.status_code == 403  # creating projects needs annotation.add_project
+    people["stranger"].groups.add(Group.objects.get(name="Project creators"))
     created = _client(people["stranger"]).post("/api/projects/create", body, format="json")
     assert created.status_code == 201 and created.json()["my_role"] == OWNER
     again = _client(people["stranger"]).post("/api/projects/create", body, format="json")
@@ -222,13 +226,17 @@ def test_owners_configure_projects_and_members(project, people):
     assert too_high.status_code == 400  # above max_overlap
     body = {"username": OWNER, "role": "annotator"}
     assert owner.post("/api/projects/demo/members/set", body, format="json").status_code == 400
-    body = {"username": "someone", "role": "reviewer"}
+    body = {"username": "someone", "role": "annotator"}
     assert (
         owner.post("/api/projects/demo/members/set", body, format="json").json()["role"]
-        == "reviewer"
+        == "annotator"
     )
-    unknown = {"username": "nobody", "role": "reviewer"}
-    assert owner.post("/api/projects/demo/members/set", unknown, format="json").status_code == 400
+    promoted = owner.post("/api/projects/demo/members/set", body | {"role": "reviewer"},
+                          format="json")  # fmt: skip
+    assert promoted.status_code == 400  # reviewers and owners join by invitation
+    unknown = {"username": "nobody", "role": "annotator"}
+    refused = owner.post("/api/projects/demo/members/set", unknown, format="json")
+    assert refused.status_code == 400 and refused.json() == promoted.json()
 
 
 def test_reviewers_read_stats_and_the_leaderboard(project, people):

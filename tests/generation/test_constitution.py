@@ -110,17 +110,23 @@ def test_api_owners_create_and_version_constitutions_others_read(make_user):
     assert DEFAULT_NAME in names
     body = {"name": "mine", "principles": [PRINCIPLE]}
     assert client.post("/api/constitutions/create", body, format="json").status_code == 403
+    assert client.post("/api/constitutions/create?project=p", body,
+                       format="json").status_code == 404  # fmt: skip
     client.force_authenticate(owner)
-    created = client.post("/api/constitutions/create", body, format="json")
+    assert client.post("/api/constitutions/create", body, format="json").status_code == 403
+    created = client.post("/api/constitutions/create?project=p", body, format="json")
     assert created.status_code == 201, created.json()
     assert created.json()["principles"][0]["key"] == "brevity"
-    bad = client.post("/api/constitutions/create", {"name": "x", "principles": [{"key": "k"}]},
-                      format="json")  # fmt: skip
+    bad = client.post("/api/constitutions/create?project=p",
+                      {"name": "x", "principles": [{"key": "k"}]}, format="json")  # fmt: skip
     assert bad.status_code == 400 and "critique_request" in bad.json()["detail"]
     new = {"principles": [{**PRINCIPLE, "weight": 2}], "note": "heavier"}
-    response = client.post("/api/constitutions/mine/versions/create", new, format="json")
+    response = client.post("/api/constitutions/mine/versions/create?project=p", new,
+                           format="json")  # fmt: skip
     assert response.status_code == 201 and response.json()["number"] == 2
-    assert client.get("/api/constitutions/mine/versions/1").json()["principles"][0]["weight"] == 1
+    first = client.get("/api/constitutions/mine/versions/1?project=p").json()
+    assert first["principles"][0]["weight"] == 1
+    assert client.get("/api/constitutions/mine").status_code == 404  # not site-wide
     default = f"/api/constitutions/{DEFAULT_NAME}/versions/create"
     assert client.post(default, new, format="json").status_code == 403
     client.force_authenticate(staff)

@@ -36,15 +36,18 @@ def setup(make_user, monkeypatch):
 
 def test_owner_creates_a_judge_and_a_job_and_follows_it(setup, django_capture_on_commit_callbacks):
     project, _, client, sent = setup
-    made = client.post("/api/judges/create", {"kind": "programmatic", "callable_path": CHECKER},
+    judges_url = f"/api/judges/create?project={project.slug}"
+    made = client.post(judges_url, {"kind": "programmatic", "callable_path": CHECKER},
                        format="json")  # fmt: skip
     assert made.status_code == 201, made.json()
     name = made.json()["name"]
     assert made.json()["annotator"].startswith("ai-")
-    bad = client.post("/api/judges/create", {"kind": "programmatic", "callable_path": "os.getcwd"},
+    bad = client.post(judges_url, {"kind": "programmatic", "callable_path": "os.getcwd"},
                       format="json")  # fmt: skip
     assert bad.status_code == 400 and "allowed module" in bad.json()["detail"]
-    assert any(j["name"] == name for j in client.get("/api/judges").json())
+    assert any(j["name"] == name
+               for j in client.get(f"/api/judges?project={project.slug}").json())  # fmt: skip
+    assert all(j["name"] != name for j in client.get("/api/judges").json())  # not site-wide
     with django_capture_on_commit_callbacks(execute=True):
         created = client.post(f"/api/projects/{project.slug}/feedback-jobs/create",
                               {"judge": name, "batch_size": 4}, format="json")  # fmt: skip
@@ -103,6 +106,9 @@ def test_only_owners_reach_project_endpoints(setup):
     assert other.post(url, {"judge": judge.name}, format="json").status_code == 403
     assert other.get(f"/api/projects/{project.slug}/feedback-jobs").status_code == 403
     assert other.post("/api/judges/create", {"kind": "programmatic", "callable_path": CHECKER},
+                      format="json").status_code == 403  # fmt: skip
+    assert other.post(f"/api/judges/create?project={project.slug}",
+                      {"kind": "programmatic", "callable_path": CHECKER},
                       format="json").status_code == 403  # fmt: skip
     outsider = APIClient()
     outsider.force_authenticate(judges.judge_from_spec(spec=DEMO_JUDGE).annotator)

@@ -42,27 +42,40 @@ def enqueued(monkeypatch) -> list[dict]:
 
 
 def test_register_list_and_read_models(client, project, tiny_model_dir, tmp_path):
-    r = client.post("/api/models/register", {"name": "tiny", "source": str(tiny_model_dir)})
+    """A project's owners register its models with ?project=<slug>; they list them with
+    the site-wide ones."""
+    q = f"?project={project.slug}"
+    r = client.post(f"/api/models/register{q}", {"name": "tiny", "source": str(tiny_model_dir)})
     assert r.status_code == 201, r.data
     r = client.post(
-        "/api/models/register",
+        f"/api/models/register{q}",
         {"name": "tiny-r1", "source": str(tiny_model_dir), "parent": "tiny", "round_index": 1},
     )
     assert r.status_code == 201 and r.data["parent"] == "tiny" and r.data["version"] == 1
-    r = client.post("/api/models/register", {"name": "x", "source": str(tmp_path / "nope")})
+    r = client.post(f"/api/models/register{q}", {"name": "x", "source": str(tmp_path / "nope")})
     assert r.status_code == 400 and "does not exist" in str(r.data)
-    r = client.post("/api/models/register", {"name": "hub", "source": "Qwen/Qwen2.5-0.5B"})
-    assert r.status_code == 201  # hub ids are resolved by the workers
-    names = [m["name"] for m in client.get("/api/models").data]
-    assert names == ["tiny", "tiny-r1", "hub"]
-    assert client.get("/api/models/tiny-r1").data["source"] == str(tiny_model_dir)
-    assert client.get("/api/models/none").status_code == 404
+    r = client.post(f"/api/models/register{q}", {"name": "hub", "source": "Qwen/Qwen2.5-0.5B"})
+    assert r.status_code == 201 and r.data["project"] == project.slug  # hub ids: the workers'
+    services.model_version_register(name="site-base", source="org/site-base")  # site-wide
+    names = [m["name"] for m in client.get(f"/api/models{q}").data]
+    assert sorted(names) == ["hub", "site-base", "tiny", "tiny-r1"]
+    assert [m["name"] for m in client.get("/api/models").data] == ["site-base"]
+    assert client.get(f"/api/models/tiny-r1{q}").data["source"] == str(tiny_model_dir)
+    assert client.get("/api/models/tiny-r1").status_code == 404  # not site-wide
+    assert client.get(f"/api/models/none{q}").status_code == 404
+
+
+def test_only_staff_register_site_wide_models(client, project):
+    r = client.post("/api/models/register", {"name": "m", "source": "org/m"})
+    assert r.status_code == 403
 
 
 def test_annotators_cannot_register_models(make_user, project):
     c = APIClient()
     c.force_authenticate(make_user("annotator"))
     assert c.post("/api/models/register", {"name": "m", "source": "org/m"}).status_code == 403
+    q = f"?project={project.slug}"
+    assert c.post(f"/api/models/register{q}", {"name": "m", "source": "org/m"}).status_code == 404
 
 
 def test_create_watch_and_cancel_a_job(client, project, tiny_model_dir, enqueued, owner,

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings as django_settings
+from django.contrib.auth.models import Group
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from rest_framework.test import APIClient
@@ -40,7 +41,10 @@ class Unreadable(io.RawIOBase):
 
 @pytest.fixture
 def owner():
-    return user_build("hostile-owner")
+    """A project owner who may create projects (the "Project creators" group)."""
+    user = user_build("hostile-owner")
+    user.groups.add(Group.objects.get(name="Project creators"))
+    return user
 
 
 @pytest.fixture
@@ -242,6 +246,9 @@ def test_export_download_names_only_the_snapshot_files(api, project, owner):
     assert api.get(base + "prefloop_export.json").status_code == 200
 
 
+REGISTER = "/api/models/register?project=hostile"  # the project's own models
+
+
 def test_model_paths_must_stay_inside_the_model_roots(api, project, tmp_path, settings):
     settings.PREFLOOP_MODEL_ROOTS = [tmp_path / "models"]
     good, elsewhere = tmp_path / "models" / "m1", tmp_path / "elsewhere"
@@ -251,11 +258,11 @@ def test_model_paths_must_stay_inside_the_model_roots(api, project, tmp_path, se
     (tmp_path / "models" / "escape").symlink_to(elsewhere)
     for source in (str(elsewhere), f"{good}/../../elsewhere", str(tmp_path / "models/escape"),
                    "../../etc", "/etc"):  # fmt: skip
-        response = api.post("/api/models/register", {"name": "bad", "source": source})
+        response = api.post(REGISTER, {"name": "bad", "source": source})
         assert response.status_code == 400, source
         assert "PREFLOOP_MODEL_ROOTS" in str(response.json()["source"])
-    assert api.post("/api/models/register", {"name": "ok", "source": str(good)}).status_code == 201
-    assert api.post("/api/models/register", {"name": "hub", "source": "org/m"}).status_code == 201
+    assert api.post(REGISTER, {"name": "ok", "source": str(good)}).status_code == 201
+    assert api.post(REGISTER, {"name": "hub", "source": "org/m"}).status_code == 201
     assert list(ModelVersion.objects.values_list("name", flat=True)) == ["ok", "hub"]
 
 

@@ -91,7 +91,8 @@ class Command(BaseCommand):
             raise CommandError(f"round {last.index} {last.status}: {last.error}")
 
     def _project(self, o: dict):
-        policy = model_version_get(name=o["policy"]) if o["policy"] else None
+        existing = Project.objects.filter(slug=o["project"]).first()  # its own models, if any
+        policy = model_version_get(name=o["policy"], project=existing) if o["policy"] else None
         if o["demo"] and o["task"] == "instruct":
             project = instruct_demo.instruct_project_setup(
                 slug=o["project"], train=o["prompts"], held_out=o["held_out"], seed=o["seed"]
