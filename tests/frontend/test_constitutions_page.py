@@ -35,7 +35,9 @@ def project(people):
 
 @pytest.fixture
 def house(project):
-    return services.constitution_create(name="house", principles=[PRINCIPLE], note="first")
+    """A constitution of the project (its owners version it; site-wide ones need staff)."""
+    return services.constitution_create(name="house", principles=[PRINCIPLE], note="first",
+                                        project=project)  # fmt: skip
 
 
 def client_for(user) -> Client:
@@ -130,6 +132,7 @@ def test_owner_creates_a_new_constitution(project, people):
     assert version.number == 1 and version.note == "start"
     assert version.constitution.description == "Short answers."
     assert [p.key for p in version.principles.all()] == ["brevity"]
+    assert version.constitution.project == project  # the project's own
     assert "Constitution terse created" in client.get(LIST_URL).content.decode()
 
 
