@@ -79,12 +79,19 @@ def _card_context(
     }
 
 
+def _lease_next(request: HttpRequest, project: Project, kind_slug: str) -> Assignment | None:
+    """The caller's next task; none from an archived project."""
+    if project.archived_at is not None:
+        return None
+    return assignment_services.task_next_for_annotator(
+        project=project, annotator=request.user, kind=KINDS[kind_slug]
+    )
+
+
 def _next_card(
     request: HttpRequest, project: Project, kind_slug: str, *, error: str = "", status: int = 200
 ) -> HttpResponse:
-    assignment = assignment_services.task_next_for_annotator(
-        project=project, annotator=request.user, kind=KINDS[kind_slug]
-    )
+    assignment = _lease_next(request, project, kind_slug)
     context = _card_context(request, project, kind_slug, assignment, error)
     response = render(request, CARD, context, status=status)
     response.csp_remote_images = project.allow_remote_images
@@ -97,9 +104,7 @@ def task_page(request: HttpRequest, slug: str, kind_slug: str) -> HttpResponse:
     project, _ = _project_and_kind(request, slug, kind_slug)
     if _wants_fragment(request):
         return _next_card(request, project, kind_slug)
-    assignment = assignment_services.task_next_for_annotator(
-        project=project, annotator=request.user, kind=KINDS[kind_slug]
-    )
+    assignment = _lease_next(request, project, kind_slug)
     response = render(request, PAGE, _card_context(request, project, kind_slug, assignment))
     response.csp_remote_images = project.allow_remote_images
     return response

@@ -102,6 +102,8 @@ def test_archive_hides_the_project_from_annotators_and_restore_brings_it_back(wo
     assert Project.objects.get(slug="console").archived_at is not None
     assert b"console" not in client_for(world["ann"]).get("/").content.lower()
     assert b"archived" in owner.get("/").content
+    page = client_for(world["ann"]).get("/p/console/pairwise/").content
+    assert b"This project is archived" in page and b"data-task-form" not in page
     owner.post("/p/console/archive", {"archived": "0"})
     assert Project.objects.get(slug="console").archived_at is None
     assert b"/p/console/pairwise/" in client_for(world["ann"]).get("/").content
