@@ -88,6 +88,19 @@ def test_a_cancelled_job_stops_and_small_imports_stay_synchronous(owner_api, set
     assert client.get(f"/api/projects/{other.slug}/imports/{job['id']}").status_code in (403, 404)
 
 
+def test_a_requeued_job_resumes_after_its_last_committed_batch(owner_api, settings):
+    """A lost worker's job is requeued (prefloop.jobs); the rerun skips the rows done."""
+    project, client = owner_api
+    settings.PREFLOOP_IMPORT_SYNC_MAX_WRITES = 50
+    job = _upload(client, _rows(6, 4)).json()
+    earlier = {"created": {"prompts": 3, "responses": 12, "tasks": 30}, "existing": {}}
+    ImportJob.objects.filter(pk=job["id"]).update(rows_done=3, report=earlier)
+    done = import_jobs.import_job_run(job_id=job["id"])
+    assert done.status == "succeeded" and done.rows_done == 6
+    assert Prompt.objects.filter(project=project).count() == 3  # rows 4-6 only, this time
+    assert done.report["created"]["prompts"] == 6 and done.report["created"]["tasks"] == 60
+
+
 def test_the_import_page_hands_a_large_file_to_a_job(owner_api, settings):
     project, _ = owner_api
     settings.PREFLOOP_IMPORT_SYNC_MAX_WRITES = 50
