@@ -112,6 +112,7 @@ def test_project_list_and_create_need_a_login(people, project):
     refused = _client(people["stranger"]).post("/api/projects/create", body, format="json")
     assert refused.status_code == 403  # creating projects needs annotation.add_project
     people["stranger"].groups.add(Group.objects.get(name="Project creators"))
+    people["stranger"] = type(people["stranger"]).objects.get(pk=people["stranger"].pk)  # perms
     created = _client(people["stranger"]).post("/api/projects/create", body, format="json")
     assert created.status_code == 201 and created.json()["my_role"] == OWNER
     again = _client(people["stranger"]).post("/api/projects/create", body, format="json")
