@@ -247,8 +247,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "PromptSplitEnum": "annotation.models.Prompt.Split",
         "AssignmentStatusEnum": "annotation.models.Assignment.Status",
-        "GenerationJobStatusEnum": "generation.models.GenerationJob.Status",
-        "TrainingRunStatusEnum": "training.models.TrainingRun.Status",
+        "JobStatusEnum": "prefloop.jobs.models.JobStatus",  # every job kind's status
     },
 }
 
