@@ -1,6 +1,12 @@
 """Generation throughput: the vLLM backend against the transformers backend, same prompts.
 
     .venv/bin/python bench/generation.py [--prompts 256] [--n 2] [--max-tokens 64] [--model DIR]
+    .venv/bin/python bench/generation.py --backend remote [...]
+
+``--backend remote`` compares a model behind ``vllm serve`` (started here, loopback, the same
+engine settings) with the same model in-process (the vLLM backend): the server runs first
+and is stopped before the in-process engine starts. Its last line is
+``remote/in-process throughput ratio: R`` at the job level (a whole GenerationJob each).
 
 Each backend runs in a fresh process (one engine on the machine at a time) and measures,
 on the same prompts and sampling (temperature 1, seed 0), output tokens per second of:
@@ -31,6 +37,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "prefloop.settings")
+SERVED = "bench"
 ENGINE_ENV = {  # what a CPU worker sets; harmless on GPUs
     "VLLM_CPU_NUM_OF_RESERVED_CPU": "0",
     "GENERATION_KV_CACHE_GIB": "2",
@@ -59,15 +66,14 @@ def measure(name: str, model: str, args: argparse.Namespace) -> dict:
     django.setup()
     from django.core.management import call_command
 
-    from generation import conf
-    from generation.backends import SamplingConfig, get_backend
+    from generation.backends import SamplingConfig
 
     call_command("migrate", verbosity=0)
     questions = bench_questions(args.prompts)
     conversations = [[{"role": "user", "content": q}] for q in questions]
     sampling = SamplingConfig(n=args.n, temperature=1.0, max_tokens=args.max_tokens, seed=0)
     started = time.perf_counter()
-    backend = get_backend(name, model, **conf.backend_options(name))
+    backend = make_backend(name, model, args)
     result = {"backend": name, "engine_start_s": round(time.perf_counter() - started, 1)}
     backend.generate(conversations, SamplingConfig(n=args.n, max_tokens=8, seed=1))  # warm-up
     # Interleaved repeats, best of each: the machine may be shared.
@@ -77,7 +83,7 @@ def measure(name: str, model: str, args: argparse.Namespace) -> dict:
         runs["backend_level"].append(
             timed(lambda: backend_tokens(backend, conversations, sampling))
         )
-        runs["job"].append(job_throughput(model, questions, sampling, args.batch_size))
+        runs["job"].append(job_throughput(model, questions, sampling, args))
     for level, measured in runs.items():
         result[level] = max(measured, key=lambda r: r["tokens_per_s"])
     for level in ("raw", "backend_level"):
@@ -86,6 +92,16 @@ def measure(name: str, model: str, args: argparse.Namespace) -> dict:
         )
     backend.close()
     return result
+
+
+def make_backend(name: str, model: str, args: argparse.Namespace):
+    from generation import conf
+    from generation.backends import get_backend
+
+    if name == "remote":
+        return get_backend("remote", model, base_url=args.url, served_name=SERVED,
+                           max_in_flight=args.max_in_flight)  # fmt: skip
+    return get_backend(name, model, **conf.backend_options(name))
 
 
 def bench_questions(count: int) -> list[str]:
@@ -116,6 +132,8 @@ def raw_generate(backend, conversations, sampling) -> int:
     """The engine's own call on the same token ids, without our bookkeeping."""
     from generation.backends.base import render_prompt_ids, request_seed
 
+    if backend.name == "remote":  # no engine call to reach past HTTP: the backend's own
+        return backend_tokens(backend, conversations, sampling)
     prompts = [render_prompt_ids(backend.tokenizer, c) for c in conversations]
     if backend.name == "vllm":
         from vllm import SamplingParams
@@ -157,23 +175,29 @@ def raw_hf_generate(backend, prompts, sampling) -> int:
     return tokens
 
 
-def job_throughput(model: str, questions: list[str], sampling, batch_size: int) -> dict:
+def job_throughput(model: str, questions: list[str], sampling, args: argparse.Namespace) -> dict:
     from django.contrib.auth import get_user_model
 
     from annotation.models import Task
     from annotation.services.content import prompt_get_or_create
     from annotation.services.projects import project_create
-    from generation import jobs, services
+    from generation import endpoints, jobs, services
 
     owner, _ = get_user_model().objects.get_or_create(username=f"bench-{time.time_ns()}")
     project = project_create(slug=f"bench-{time.time_ns()}", owner=owner)
     for q in questions:
         prompt_get_or_create(project=project, messages=q)
-    version = services.model_version_register(name=f"bench-{time.time_ns()}", source=model)
+    if args.url:  # the remote run: an endpoint version, as an owner would register it
+        version = endpoints.model_version_register_endpoint(
+            name=f"bench-{time.time_ns()}", endpoint_url=args.url, served_name=SERVED,
+            tokenizer_source=model,
+        )  # fmt: skip
+    else:
+        version = services.model_version_register(name=f"bench-{time.time_ns()}", source=model)
     started = time.perf_counter()
     job = services.generation_job_create(
         project=project, model_version=version, sampling=sampling.to_dict(), enqueue=False,
-        batch_size=batch_size,
+        batch_size=args.batch_size,
     )  # fmt: skip
     job = jobs.generation_job_run(job_id=job.pk)
     seconds = time.perf_counter() - started
@@ -201,16 +225,20 @@ def demo_model() -> str:
     return str(settings.DEMO_MODEL_DIR)
 
 
-def run_child(name: str, model: str, args: argparse.Namespace, scratch: Path) -> dict:
+def run_child(
+    name: str, model: str, args: argparse.Namespace, scratch: Path, url: str = ""
+) -> dict:
     out = scratch / f"{name}.json"
-    env = {**os.environ, **ENGINE_ENV, "GENERATION_BACKEND": name}
+    env = {**os.environ, **ENGINE_ENV, "GENERATION_BACKEND": "vllm" if name == "remote" else name}
+    env["GENERATION_REMOTE_MAX_IN_FLIGHT"] = str(args.max_in_flight)
     env.setdefault("DATABASE_URL", f"sqlite:///{scratch / f'{name}.sqlite3'}")
     if args.database_url:
         env["DATABASE_URL"] = args.database_url
     cmd = [sys.executable, __file__, "--child", name, "--model", model, "--out", str(out),
            "--prompts", str(args.prompts), "--n", str(args.n), "--max-tokens",
            str(args.max_tokens), "--batch-size", str(args.batch_size),
-           "--repeats", str(args.repeats)]  # fmt: skip
+           "--repeats", str(args.repeats), "--url", url,
+           "--max-in-flight", str(args.max_in_flight)]  # fmt: skip
     subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL if args.quiet else None)
     return json.loads(out.read_text())
 
@@ -234,6 +262,11 @@ def report(results: dict[str, dict], args: argparse.Namespace, model: str) -> No
               f"{job['tasks']} tasks written")  # fmt: skip
     for name, r in results.items():
         print(f"{name} output tokens/s: {r['backend_level']['tokens_per_s']}")
+    if "remote" in results:
+        ratio = results["remote"]["job"]["tokens_per_s"] / results["vllm"]["job"]["tokens_per_s"]
+        print(f"load average: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+        print(f"remote/in-process throughput ratio: {ratio:.2f}")
+        return
     ratio = (
         results["vllm"]["backend_level"]["tokens_per_s"]
         / (results["transformers"]["backend_level"]["tokens_per_s"])
@@ -251,6 +284,11 @@ def main() -> None:
     parser.add_argument("--model", default="", help="Model folder (default: the demo model).")
     parser.add_argument("--database-url", default="", help="Job database (default: scratch).")
     parser.add_argument("--quiet", action="store_true")
+    parser.add_argument("--backend", choices=("transformers", "remote"), default="transformers",
+                        help="What to compare the in-process vLLM backend with.")  # fmt: skip
+    parser.add_argument("--max-in-flight", type=int, default=256,
+                        help="remote: requests in flight (one per prompt).")  # fmt: skip
+    parser.add_argument("--url", default="", help=argparse.SUPPRESS)
     parser.add_argument("--child", default="", help=argparse.SUPPRESS)
     parser.add_argument("--out", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -261,10 +299,29 @@ def main() -> None:
         parser.error("--prompts must be 1..1200 (the demo has 1200 distinct questions)")
     model = args.model or demo_model()
     with tempfile.TemporaryDirectory(prefix="prefloop-bench-") as scratch:
-        results = {
-            name: run_child(name, model, args, Path(scratch)) for name in ("vllm", "transformers")
-        }
+        if args.backend == "remote":
+            results = {"remote": served_run(model, args, Path(scratch))}
+            results["vllm"] = run_child("vllm", model, args, Path(scratch))
+        else:
+            results = {
+                name: run_child(name, model, args, Path(scratch))
+                for name in ("vllm", "transformers")
+            }
     report(results, args, model)
+
+
+def served_run(model: str, args: argparse.Namespace, scratch: Path) -> dict:
+    """The remote child against a ``vllm serve`` of ``model`` with the in-process settings."""
+    from generation.backends.vllm_serve import VLLMServer
+
+    server = VLLMServer(model, served_name=SERVED, kv_cache_gib=float(ENGINE_ENV[
+        "GENERATION_KV_CACHE_GIB"]), log_path=scratch / "vllm-serve.log")  # fmt: skip
+    started = time.perf_counter()
+    with server.started():
+        start_s = round(time.perf_counter() - started, 1)
+        result = run_child("remote", model, args, scratch, url=server.url)
+    result["engine_start_s"] = start_s  # the server's start, not the client's
+    return result
 
 
 if __name__ == "__main__":

@@ -22,6 +22,8 @@ import httpx
 from generation.backends.base import BackendError
 
 logger = logging.getLogger(__name__)
+if logging.getLogger("httpx").level == logging.NOTSET:  # one INFO line per request otherwise
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 
