@@ -6,7 +6,9 @@ then the server starts for the module and is stopped with SIGTERM at its end. Co
 greedy tokens equal, scores and option log-probs within ``TOLERANCE`` nats, a generation
 job and an AI-feedback job through the server, a server killed mid-job (the job retries,
 the restarted server finishes it, no duplicate samples; without a restart the job fails
-with the reason and a re-run adds nothing twice), and a LoRA adapter loaded at run time.
+with the reason and a re-run adds nothing twice), and rounds against the server: LoRA
+weights loaded as run-time adapters (two rounds, stacked) generate as the in-process
+engine does on the merged weights.
 Retry, backoff and capability checks against a stub server are in test_remote_http.py.
 """
 
@@ -15,12 +17,15 @@ from __future__ import annotations
 import importlib.util
 import os
 import threading
+from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from annotation.services.projects import project_create
 from generation import backends, endpoints, jobs, services, store
 from generation.backends import OptionRequest, SamplingConfig, ScoreRequest
+from generation.backends.hf import TransformersBackend
 from generation.backends.vllm_serve import VLLMServer
 from generation.feedback import runner
 from generation.feedback.models import FeedbackLabel
@@ -30,6 +35,7 @@ from generation.models import GeneratedSample, GenerationJob
 from tests.conftest import require
 from tests.generation.test_jobs import make_prompts
 from tests.support.feedback import demo_pairs
+from training.rounds import served
 
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 
@@ -230,3 +236,88 @@ def test_a_server_that_stays_down_fails_the_job_with_the_reason_and_a_rerun_adds
     assert again.status == GenerationJob.Status.SUCCEEDED, again.error
     assert GeneratedSample.objects.count() == 6 * 2
     assert first <= set(GeneratedSample.objects.values_list("prompt_id", "sample_index"))
+
+
+# --- rounds against the served model: LoRA adapters loaded at run time ---------------------
+
+
+def lora_tuned(base_dir, out_dir, *, seed: int, rank: int = 8):
+    """What a LoRA training run leaves: ``base_dir`` plus a random rank-``rank`` update of
+    the attention and MLP projections, merged and saved with the tokenizer."""
+    import shutil
+
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
+    targets = ["q_proj", "v_proj", "up_proj", "down_proj"]
+    peft = get_peft_model(model, LoraConfig(r=rank, lora_alpha=2 * rank, target_modules=targets))
+    for name, parameter in peft.named_parameters():
+        if "lora_B" in name:
+            torch.nn.init.normal_(parameter, std=0.5)
+    peft.merge_and_unload().save_pretrained(out_dir)
+    for file in Path(base_dir).iterdir():
+        if file.name.startswith(("tokenizer", "chat_template", "generation_config")):
+            shutil.copy(file, Path(out_dir) / file.name)
+    return out_dir
+
+
+def round_stub(policy, *, index: int, lora_r: int):
+    run = SimpleNamespace(hyperparameters={"lora_r": lora_r})
+    return SimpleNamespace(policy=policy, index=index, training_run=run)
+
+
+def greedy_tokens(backend) -> list:
+    return [row[0].token_ids for row in backend.generate(CONVERSATIONS, GREEDY)]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_lora_rounds_load_their_adapters_into_the_server_and_generate_from_them(
+    project, endpoint_version, tiny_model_dir, tmp_path
+):
+    base_tokens = greedy_tokens(endpoint_backend(endpoint_version))
+    policy = endpoint_version
+    for index in (1, 2):  # round 2 trains on round 1's weights: the adapter stacks (rank 16)
+        tuned = lora_tuned(policy.source, tmp_path / f"round{index}" / "final", seed=index)
+        version = services.model_version_register(name=f"round{index}", source=str(tuned),
+                                                   parent=policy)  # fmt: skip
+        rnd = round_stub(policy, index=index, lora_r=8)
+        next_policy, message = served.round_version_serve(rnd=rnd, version=version)
+        assert next_policy is not None, message
+        assert next_policy.is_endpoint and next_policy.served_name == f"round{index}"
+        assert f"rank {8 * index}" in message and next_policy.parent_id == policy.pk
+        in_process = TransformersBackend(str(tuned), dtype="float32")
+        remote = endpoint_backend(next_policy)
+        assert greedy_tokens(remote) == greedy_tokens(in_process)
+        mine, theirs = remote.score(SCORES), in_process.score(SCORES)
+        for a, b in zip(mine, theirs, strict=True):
+            assert a.logprob == pytest.approx(b.logprob, abs=TOLERANCE)
+        policy = next_policy
+    assert greedy_tokens(remote) != base_tokens  # the served adapter changed the outputs
+    make_prompts(project, count=6)
+    job = services.generation_job_create(
+        project=project, model_version=policy, enqueue=False, pairing_name="none",
+        sampling={"n": 1, "temperature": 0, "max_tokens": 24, "seed": 1},
+    )  # fmt: skip
+    job = jobs.generation_job_run(job_id=job.pk)
+    assert job.status == GenerationJob.Status.SUCCEEDED and job.backend == "remote", job.error
+
+
+@pytest.mark.django_db(transaction=True)
+def test_without_lora_the_round_stops_at_the_new_version_and_says_how_to_serve_it(
+    endpoint_version, tiny_model_dir
+):
+    version = services.model_version_register(name="full-ft", source=str(tiny_model_dir),
+                                               parent=endpoint_version)  # fmt: skip
+    served_version, message = served.round_version_serve(
+        rnd=round_stub(endpoint_version, index=1, lora_r=0), version=version
+    )
+    assert served_version is None
+    assert f"vllm serve {tiny_model_dir} --served-model-name full-ft" in message
+    assert "register_model full-ft-served" in message and "not a LoRA run" in message
+
+
+def endpoint_backend(version):
+    return backends.get_backend("remote", version.source, **endpoints.remote_options(version))
