@@ -11,7 +11,6 @@ never see model names.
 from __future__ import annotations
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
 from drf_spectacular.utils import extend_schema, extend_schema_serializer
 from rest_framework import serializers, status
 from rest_framework.request import Request
@@ -21,6 +20,7 @@ from rest_framework.views import APIView
 from generation import ownership, selectors, services
 from generation.backends.base import ModelLoadError, check_model_source_confined
 from generation.models import GenerationJob, ModelVersion
+from prefloop.exceptions import InvalidInputError
 
 MODELS = "model versions"
 PROJECT_PARAM, project_param = ownership.PROJECT_PARAM, ownership.project_param
@@ -97,7 +97,7 @@ class ModelVersionRegisterApi(APIView):
         try:
             check_model_source_confined(d["source"], roots=settings.PREFLOOP_MODEL_ROOTS)
         except ModelLoadError as exc:
-            raise ValidationError({"source": str(exc)}) from exc
+            raise InvalidInputError({"source": str(exc)}) from exc
         version = services.model_version_register_checked(
             name=d["name"], source=d["source"], parent_name=d["parent"],
             round_index=d.get("round_index"), notes=d["notes"], project=project,

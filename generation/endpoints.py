@@ -13,13 +13,13 @@ from typing import Any
 from urllib.parse import urlparse
 
 import environ
-from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from annotation.models import Project
 from generation import conf, services
 from generation.backends import GenerationBackend, get_backend
 from generation.models import ModelVersion
+from prefloop.exceptions import InvalidInputError
 
 env = environ.Env()
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -41,7 +41,7 @@ def endpoint_checked(*, endpoint_url: str, served_name: str, api_key_env: str) -
             "give the NAME of an environment variable (letters, digits, _), never the key"
         )
     if errors:
-        raise ValidationError(errors)
+        raise InvalidInputError(errors)
     return {"endpoint_url": url, "served_name": served_name.strip(), "api_key_env": api_key_env}
 
 
@@ -63,7 +63,7 @@ def model_version_register_endpoint(
     if current == fields:
         return version
     if version.is_endpoint or version.generation_jobs.exists():
-        raise ValidationError({"name": f"model name {name!r} is already registered elsewhere"})
+        raise InvalidInputError({"name": f"model name {name!r} is already registered elsewhere"})
     ModelVersion.objects.filter(pk=version.pk).update(**fields)
     version.refresh_from_db()
     return version

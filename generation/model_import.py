@@ -11,13 +11,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from annotation.models import Project
 from generation import services
 from generation.gguf_import import GGUFImportError, convert_gguf
 from generation.models import ModelVersion
+from prefloop.exceptions import InvalidInputError
 
 
 def is_gguf_source(source: str) -> bool:
@@ -35,7 +35,7 @@ def model_version_register_gguf(
     try:
         converted = convert_gguf(Path(gguf_path), Path(settings.MODELS_DIR), log=log)
     except GGUFImportError as exc:
-        raise ValidationError({"source": str(exc)}) from exc
+        raise InvalidInputError({"source": str(exc)}) from exc
     with transaction.atomic():
         version = services.model_version_register_checked(
             name=name, source=converted.folder, notes=notes, project=project

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import secrets
 
-from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
@@ -19,7 +18,7 @@ from generation.backends.base import (
 )
 from generation.models import GenerationJob, ModelNameReservation, ModelVersion
 from prefloop import jobs as prefloop_jobs
-from prefloop.exceptions import ConflictError
+from prefloop.exceptions import ConflictError, InvalidInputError
 
 NO_PROMPTS = "no prompts of this project match the selection"
 OPPONENT_NEEDED = "head_to_head pairing needs an opponent model version different from the model"
@@ -94,7 +93,7 @@ def model_version_register_checked(
     try:
         check_model_source(source)
     except ModelLoadError as exc:
-        raise ValidationError({"source": str(exc)}) from exc
+        raise InvalidInputError({"source": str(exc)}) from exc
     parent = (
         selectors.model_version_get(name=parent_name, project=project) if parent_name else None
     )
@@ -104,7 +103,7 @@ def model_version_register_checked(
             project=project,
         )  # fmt: skip
     except ValueError as exc:
-        raise ValidationError({"name": str(exc)}) from exc
+        raise InvalidInputError({"name": str(exc)}) from exc
 
 
 def sampling_checked(sampling: dict) -> dict:
@@ -112,7 +111,7 @@ def sampling_checked(sampling: dict) -> dict:
     try:
         config = SamplingConfig.from_dict(dict(sampling))
     except (InvalidSamplingError, TypeError) as exc:
-        raise ValidationError({"sampling": str(exc)}) from exc
+        raise InvalidInputError({"sampling": str(exc)}) from exc
     data = config.to_dict()
     if data["seed"] is None:  # chosen now, so that a re-run repeats the same samples
         data["seed"] = secrets.randbelow(MAX_SEED)
@@ -125,18 +124,19 @@ def _pairing_checked(
 ) -> None:  # fmt: skip
     P = GenerationJob.Pairing
     if pairing_name not in P.values:
-        raise ValidationError({"pairing": f"unknown pairing {pairing_name!r}; expected {P.values}"})
+        unknown = f"unknown pairing {pairing_name!r}; expected {P.values}"
+        raise InvalidInputError({"pairing": unknown})
     if pairing_name != P.NONE and not project.pairwise_enabled:
-        raise ValidationError({"pairing": PAIRWISE_OFF})
+        raise InvalidInputError({"pairing": PAIRWISE_OFF})
     if pairing_name == P.HEAD_TO_HEAD:
         if opponent_version is None or opponent_version.pk == model_version.pk:
-            raise ValidationError({"opponent_version": OPPONENT_NEEDED})
+            raise InvalidInputError({"opponent_version": OPPONENT_NEEDED})
     elif opponent_version is not None:
-        raise ValidationError({"opponent_version": OPPONENT_UNUSED})
+        raise InvalidInputError({"opponent_version": OPPONENT_UNUSED})
     if pairing_name in (P.RANDOM, P.ALL, P.BEST_VS_WORST) and n < 2:
-        raise ValidationError({"sampling": TWO_SAMPLES.format(pairing=pairing_name)})
+        raise InvalidInputError({"sampling": TWO_SAMPLES.format(pairing=pairing_name)})
     if pairing_name == P.BEST_VS_WORST and judge not in pairing.SCORERS:
-        raise ValidationError({"judge": JUDGE_UNKNOWN.format(judge=judge)})
+        raise InvalidInputError({"judge": JUDGE_UNKNOWN.format(judge=judge)})
 
 
 @transaction.atomic
@@ -169,11 +169,11 @@ def generation_job_create(
         judge=judge,
     )
     if not 1 <= batch_size <= 100_000:
-        raise ValidationError({"batch_size": BATCH_SIZE})
+        raise InvalidInputError({"batch_size": BATCH_SIZE})
     selection = {"tags": list(tags or []), "split": split, "lacking_candidates": lacking_candidates}
     prompt_ids = selectors.prompt_ids_select(project=project, **selection)
     if not prompt_ids:
-        raise ValidationError({"selection": NO_PROMPTS})
+        raise InvalidInputError({"selection": NO_PROMPTS})
     versions = 2 if opponent_version is not None else 1
     job = GenerationJob.objects.create(
         project=project, model_version=model_version, opponent_version=opponent_version,

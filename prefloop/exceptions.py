@@ -36,6 +36,15 @@ class ApplicationError(Exception):
         self.extra = extra or {}
 
 
+class InvalidInputError(ApplicationError):
+    """Invalid input, by field (``{"sampling": "n must be at least 1"}``): HTTP 400 whose body
+    names the fields as DRF's own validation errors do (``{"sampling": ["..."]}``)."""
+
+    def __init__(self, fields: dict[str, str]) -> None:
+        super().__init__("; ".join(fields.values()))
+        self.fields = dict(fields)
+
+
 class NotFoundError(ApplicationError):
     status_code = status.HTTP_404_NOT_FOUND
 
@@ -62,6 +71,9 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     if isinstance(exc, DjangoValidationError):
         detail = exc.message_dict if hasattr(exc, "error_dict") else {"detail": exc.messages}
         exc = exceptions.ValidationError(detail)
+    if isinstance(exc, InvalidInputError):
+        return Response({field: [text] for field, text in exc.fields.items()},
+                        status=exc.status_code)  # fmt: skip
     if isinstance(exc, ApplicationError):
         headers = {"Retry-After": "5"} if isinstance(exc, ServiceUnavailableError) else None
         return Response({"detail": exc.message, **exc.extra}, status=exc.status_code,

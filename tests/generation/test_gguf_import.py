@@ -99,13 +99,12 @@ def test_registering_a_gguf_records_the_conversion_and_is_idempotent(tmp_path, s
 
 @pytest.mark.django_db
 def test_registering_an_unconvertible_gguf_is_a_validation_error(tmp_path, settings):
-    from django.core.exceptions import ValidationError
-
     from generation.model_import import model_version_register_gguf
     from generation.models import ModelVersion
+    from prefloop.exceptions import InvalidInputError
 
     settings.MODELS_DIR = tmp_path / "models"
     path = write_gguf(tmp_path / "m.gguf", "rwkv9")
-    with pytest.raises(ValidationError, match="cannot convert"):
+    with pytest.raises(InvalidInputError, match="cannot convert"):
         model_version_register_gguf(name="nope", gguf_path=str(path))
     assert not ModelVersion.objects.filter(name="nope").exists()

@@ -6,13 +6,13 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from django.core.exceptions import ValidationError
 
 from annotation.models import Prompt, Response, Task
 from annotation.services.content import prompt_get_or_create, response_get_or_create
 from annotation.services.projects import project_create
 from generation import jobs, pairing, services, store
 from generation.models import GeneratedSample, GenerationJob
+from prefloop.exceptions import InvalidInputError
 
 pytestmark = pytest.mark.django_db
 
@@ -238,11 +238,11 @@ def test_invalid_sampling_in_a_stored_job_fails_it(project, tiny_version):
     ],
 )
 def test_bad_job_requests_are_rejected(project, tiny_version, options, message):
-    with pytest.raises(ValidationError) as err:
+    with pytest.raises(InvalidInputError) as err:
         services.generation_job_create(
             project=project, model_version=tiny_version, enqueue=False, **options
         )
-    assert any(message in m for m in err.value.messages), err.value.messages
+    assert message in err.value.message, err.value.fields
     assert not GenerationJob.objects.exists()
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import time
 
-from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from annotation.models import Project
@@ -69,8 +68,6 @@ class Command(BaseCommand):
                 judge=o["judge"],
                 enqueue=not o["here"],
             )
-        except ValidationError as exc:
-            raise CommandError("; ".join(exc.messages)) from exc
         except ApplicationError as exc:
             raise CommandError(exc.message) from exc
         self.stdout.write(f"generation job {job.pk}: {job.total} prompt generations, {pairing}")

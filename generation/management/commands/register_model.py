@@ -3,7 +3,6 @@ or a model served by an OpenAI-compatible server (``--endpoint URL --served-name
 
 from __future__ import annotations
 
-from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from generation import endpoints, services
@@ -46,8 +45,8 @@ class Command(BaseCommand):
                 raise CommandError("give the model's source (a folder or hub id) or --endpoint")
             else:
                 version = services.model_version_register_checked(source=source, **common)
-        except (ValidationError, ApplicationError) as exc:
-            raise CommandError(getattr(exc, "message", None) or "; ".join(exc.messages)) from exc
+        except ApplicationError as exc:
+            raise CommandError(exc.message) from exc
         where = (f"{version.served_name} at {version.endpoint_url}" if version.is_endpoint
                  else version.source)  # fmt: skip
         self.stdout.write(self.style.SUCCESS(
