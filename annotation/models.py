@@ -353,4 +353,5 @@ class ExportSnapshot(models.Model):
                 fields=["project", "format", "content_hash"], name="export_unique"
             )
         ]
+from annotation.flag_models import JudgmentFlag  # noqa: E402,F401
 from annotation.import_models import ImportJob  # noqa: E402,F401

@@ -2,7 +2,16 @@
 
 from django.urls import path
 
-from frontend.views import annotate, constitutions, data, home, owner, people, projects
+from frontend.views import (
+    annotate,
+    browser,
+    constitutions,
+    data,
+    home,
+    owner,
+    people,
+    projects,
+)
 
 app_name = "frontend"
 urlpatterns = [
@@ -32,6 +41,18 @@ urlpatterns = [
     ),
     path("p/<slug:slug>/import/", data.import_page, name="import"),
     path("p/<slug:slug>/export/", data.export_page, name="export"),
+    path("p/<slug:slug>/data/", browser.browser, name="data"),
+    path("p/<slug:slug>/data/items/<int:task_id>", browser.item, name="data-item"),
+    path(
+        "p/<slug:slug>/data/judgments/<int:judgment_id>/flag",
+        browser.judgment_flag,
+        name="judgment-flag",
+    ),
+    path(
+        "p/<slug:slug>/data/judgments/<int:judgment_id>/unflag",
+        browser.judgment_flag_clear,
+        name="judgment-unflag",
+    ),
     path(
         "p/<slug:slug>/pairwise/<int:assignment_id>/judgment",
         annotate.judgment_submit,

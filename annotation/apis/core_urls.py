@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from annotation.apis import core, invitations, quality, work
+from annotation.apis import core, flags, invitations, quality, work
 
 urlpatterns = [
     path("projects", core.ProjectListApi.as_view(), name="project-list"),
@@ -40,6 +40,11 @@ urlpatterns = [
         "projects/<slug:slug>/overlap/adapt",
         quality.OverlapAdaptApi.as_view(),
         name="overlap-adapt",
+    ),
+    path(
+        "projects/<slug:slug>/judgments/<int:judgment_id>/flag",
+        flags.JudgmentFlagApi.as_view(),
+        name="judgment-flag",
     ),
     path(
         "assignments/<int:assignment_id>/judgment",

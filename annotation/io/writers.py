@@ -202,4 +202,6 @@ def _counts_lines(counts: dict) -> list[str]:
     lines.append(f"- votes counted: {counts.get('votes_counted', 0)}")
     excluded = counts.get("annotators_excluded", [])
     lines.append(f"- annotators excluded by gold accuracy: {', '.join(excluded) or 'none'}")
+    if "judgments_flagged" in counts:
+        lines.append(f"- judgments flagged as bad (left out): {counts['judgments_flagged']}")
     return lines

@@ -16,7 +16,15 @@ from annotation.io import aggregate, writers
 from annotation.io.aggregate import Vote
 from annotation.io.rules import ExportRules
 from annotation.io.writers import ExportFormat
-from annotation.models import ExportSnapshot, Feedback, Judgment, Project, Response, Task
+from annotation.models import (
+    ExportSnapshot,
+    Feedback,
+    Judgment,
+    JudgmentFlag,
+    Project,
+    Response,
+    Task,
+)
 from prefloop.exceptions import NotFoundError
 
 
@@ -53,8 +61,15 @@ def export_rows_build(
         "dropped": dict(sorted(tally.dropped.items())),
         "votes_counted": tally.votes,
         "annotators_excluded": list(names.values_list("username", flat=True)),
+        "judgments_flagged": _flagged(project).count(),
     }
     return rows, counts
+
+
+def _flagged(project: Project) -> QuerySet[Judgment]:
+    """The project's judgments with an open flag: no export counts them."""
+    open_flags = JudgmentFlag.objects.filter(cleared_at__isnull=True).values("judgment_id")
+    return Judgment.objects.filter(task__project=project, pk__in=open_flags)
 
 
 class _Tally:
@@ -177,9 +192,11 @@ def _pairwise_tasks(project: Project) -> QuerySet[Task]:
 
 def _pairwise_votes(project: Project) -> dict[int, list[Vote]]:
     votes: dict[int, list[Vote]] = {}
-    for task_id, annotator_id, choice, strength, source in Judgment.objects.filter(
-        task__project=project, task__kind=Task.Kind.PAIRWISE
-    ).values_list("task_id", "annotator_id", "choice", "strength", "source"):
+    for task_id, annotator_id, choice, strength, source in (
+        Judgment.objects.filter(task__project=project, task__kind=Task.Kind.PAIRWISE)
+        .exclude(pk__in=_flagged(project).values("pk"))
+        .values_list("task_id", "annotator_id", "choice", "strength", "source")
+    ):
         votes.setdefault(task_id, []).append(Vote(annotator_id, choice, strength, source))
     return votes
 
@@ -191,6 +208,7 @@ def _gold_answers(project: Project) -> list[tuple[int, bool]]:
         (annotator_id, choice == expected)
         for annotator_id, choice, expected in Judgment.objects.filter(**gold)
         .exclude(task__gold_answer="")
+        .exclude(pk__in=_flagged(project).values("pk"))
         .values_list("annotator_id", "choice", "task__gold_answer")
     ]
     answers += [
