@@ -22,6 +22,7 @@ from annotation.models import Assignment, Judgment, Task
 from annotation.selectors import tasks as task_selectors
 from annotation.services import assignment as assignment_services
 from annotation.services import judgments as judgment_services
+from prefloop.exceptions import ConflictError
 
 IDEMPOTENCY_HEADER = OpenApiParameter(
     "Idempotency-Key",
@@ -102,10 +103,13 @@ class TaskNextApi(APIView):
         parameters=[QuerySerializer],
         request=None,
         responses={200: AssignedTaskSerializer, 204: None},
-        description="Lease the caller's next task (or return the lease they hold). 204: none left.",
+        description="Lease the caller's next task (or return the lease they hold). 204: none "
+        "left. 409: the project is archived and gives out no tasks.",
     )
     def post(self, request: Request, slug: str) -> Response:
         project, _ = permissions.project_get_for_member(slug=slug, user=request.user)
+        if project.archived_at is not None:
+            raise ConflictError(assignment_services.PROJECT_ARCHIVED)
         query = self.QuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         assignment = assignment_services.task_next_for_annotator(

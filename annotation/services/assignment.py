@@ -44,6 +44,7 @@ from prefloop.exceptions import ApplicationError, ConflictError, PermissionError
 
 KIND_DISABLED = "{kind} tasks are not enabled in this project."
 NOT_A_MEMBER = "You are not a member of this project."
+PROJECT_ARCHIVED = "This project is archived: it gives out no tasks."
 NOT_YOUR_ASSIGNMENT = "This assignment belongs to another annotator."
 ASSIGNMENT_ALREADY_DONE = "This assignment is already done and cannot be skipped."
 MIN_AGREEMENT_RANGE = "min_agreement must be between 0 and 1."
@@ -153,8 +154,10 @@ def task_next_for_annotator(
     Returns ``None`` when nothing is left for them. Three SQL statements whatever
     the project size (two when a live lease is returned), plus, about every
     ``RECLAIM_EVERY_SECONDS`` per process and when nothing is found, the relabelling
-    of lapsed leases.
+    of lapsed leases. An archived project gives out nothing (``None``).
     """
+    if project.archived_at is not None:
+        return None
     enabled = {
         Task.Kind.PAIRWISE: project.pairwise_enabled,
         Task.Kind.BINARY: project.binary_enabled,
