@@ -61,14 +61,18 @@ _OPEN_FOR_ANNOTATOR = (
     + _LIVE_LEASES
     + """ < t.overlap_wanted
   AND NOT EXISTS (SELECT 1 FROM annotation_assignment s
-                  WHERE s.task_id = t.id AND s.annotator_id = %s)
+                  WHERE s.task_id = t.id AND s.annotator_id = %s LIMIT 1 OFFSET 0)
 """
 )
+# ``LIMIT 1 OFFSET 0`` keeps each check a per-row probe by task (PostgreSQL does not turn
+# it into an anti-join): planned as a join with an empty table's statistics, the check read
+# the caller's whole history through their annotator index for every candidate row.
 _NOT_JUDGED = """  AND NOT EXISTS (SELECT 1 FROM annotation_judgment j
-                  WHERE j.task_id = t.id AND j.annotator_id = %s)
+                  WHERE j.task_id = t.id AND j.annotator_id = %s LIMIT 1 OFFSET 0)
 """
 _NOT_RATED = """  AND NOT EXISTS (SELECT 1 FROM annotation_feedback f
-                  WHERE f.response_id = t.response_a_id AND f.annotator_id = %s)
+                  WHERE f.response_id = t.response_a_id AND f.annotator_id = %s
+                  LIMIT 1 OFFSET 0)
 """
 _NOT_OWN = """  AND (ra.author_id IS NULL OR ra.author_id <> %s)
   AND (rb.author_id IS NULL OR rb.author_id <> %s)

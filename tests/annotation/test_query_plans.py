@@ -13,7 +13,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from annotation.data import lease_sql
+from annotation.data import lease_sql, queue_walk
 from annotation.models import Membership
 from annotation.services import assignment as services
 from tests.annotation import member_add, pairwise_tasks_build, project_build, user_build
@@ -64,3 +64,21 @@ def test_own_lease_lookup_uses_the_per_annotator_index(world):
         )
         plan = "\n".join(row[0] for row in cursor.fetchall())
     assert "assignment_live_by_annotator" in plan, plan
+
+
+def test_per_annotator_checks_probe_by_task_not_through_the_callers_history(world):
+    """With statistics that say nothing, the "not seen / not judged" checks must not read
+    the caller's assignments or judgments through their annotator index (a read of their
+    whole history per candidate row), in the walk from the head or from a cursor."""
+    project, annotators = world
+    filters = {
+        "project_id": project.pk, "kind": "pairwise", "annotator_id": annotators[0].pk,
+        "exclude_own": True, "now": timezone.now(), "skip": [],
+    }  # fmt: skip
+    head = lease_sql.candidate_sql(**filters)
+    walk = queue_walk.walk_sql(cursor=[(5, 1), (0, 2)], lock="", **filters)
+    for sql, params in (head, walk):
+        plan = _plan(sql, params)
+        assert "assignment_unique" in plan, plan
+        assert "assignment_by_annotator" not in plan, plan
+        assert "annotator_id_" not in plan, plan  # Django's plain annotator FK indexes
