@@ -81,6 +81,10 @@ class RoundStartForm(forms.Form):
         choices=[(r, r) for r in round_config.REFERENCES], initial="previous"
     )
     rounds = forms.IntegerField(min_value=1, max_value=5, initial=1, label="Rounds in a chain")
+    min_pairs = forms.IntegerField(
+        required=False, min_value=0, initial=0, label="Minimum training pairs",
+        help_text="Fewer: a human-labelled round waits for more verdicts; others fail.",
+    )  # fmt: skip
     samples = forms.IntegerField(min_value=0, max_value=64, initial=4, label="Samples per prompt")
     hyperparameters = forms.CharField(
         required=False, widget=forms.Textarea(attrs={"rows": 4, "spellcheck": "false"}),
@@ -108,6 +112,7 @@ class RoundStartForm(forms.Form):
     def round_settings(self) -> round_config.RoundSettings:
         """Raises ``ApplicationError`` on a combination ``RoundSettings`` refuses."""
         data = {k: v for k, v in self.cleaned_data.items() if k != "policy"}
+        data["min_pairs"] = data.get("min_pairs") or 0
         return round_config.RoundSettings.from_dict(data)
 
 

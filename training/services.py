@@ -25,6 +25,7 @@ from generation.models import ModelVersion
 from prefloop import jobs as prefloop_jobs
 from prefloop.exceptions import ApplicationError, NotFoundError
 from prefloop.jobs import Running, job_run
+from training import defaults as training_defaults
 from training import runner
 from training.core.config import TrainConfig
 from training.models import TrainingMetric, TrainingRun
@@ -139,7 +140,9 @@ def training_run_create(
 ) -> TrainingRun:
     """Create a run; with ``enqueue`` it goes to the ``train`` queue after commit.
     ``processes`` > 1 (per node) or ``nodes`` > 1 run the trainer under torchrun."""
-    hyperparameters = dict(hyperparameters or {})
+    hyperparameters = training_defaults.hyperparameters_with_defaults(
+        dict(hyperparameters or {}), policy_folder=policy.source
+    )  # the rule in training/defaults.py; an explicit lr always wins
     _check_request(algorithm, snapshot, hyperparameters)
     training_launch_check(processes=processes, nodes=nodes)
     if snapshot.project_id != project.pk:

@@ -28,6 +28,7 @@ from generation.feedback import conf as feedback_conf
 from generation.feedback.judges import JudgeError
 from generation.selectors import model_version_get, model_version_list
 from prefloop.exceptions import ApplicationError
+from training import defaults as training_defaults
 from training.rounds import selectors as round_selectors
 from training.rounds import services as round_services
 
@@ -89,6 +90,7 @@ def rounds(request: HttpRequest, slug: str) -> HttpResponse:
         policies = list(visible.values_list("name", flat=True).distinct())
         posted = request.method == "POST"
         form = RoundStartForm(request.POST if posted else None, policies=policies)
+        form.default_lrs = _default_lrs(visible)
         if posted and _round_started(request, project=project, form=form):
             return redirect("frontend:rounds", slug=project.slug)
         status = 400 if form.errors else 200
@@ -102,6 +104,17 @@ def rounds(request: HttpRequest, slug: str) -> HttpResponse:
                "round_rows": _round_rows(project=project, table=table),
                "round_plot": _round_plot(table, title=project.slug), "form": form}  # fmt: skip
     return render(request, "frontend/owner/rounds.html", context, status=status)
+
+
+def _default_lrs(visible) -> list[tuple[str, int, float]]:
+    """(model, parameters, lr) the rule in training/defaults.py picks when no lr is given."""
+    shown = []
+    for version in visible[:20]:
+        n_params = training_defaults.parameter_count(version.source)
+        if n_params is not None:
+            lr = training_defaults.default_learning_rate(n_params)
+            shown.append((version.name, n_params, lr))
+    return shown
 
 
 def _round_started(request: HttpRequest, *, project: Project, form: RoundStartForm) -> bool:

@@ -60,6 +60,7 @@ class RoundSettings:
     deadline_hours: float | None = None
     partial_policy: str = "proceed"
     rounds: int = 1
+    min_pairs: int = 0  # fewer training rows: human rounds wait (until the deadline), else fail
 
     def __post_init__(self) -> None:
         choices = {
@@ -75,6 +76,7 @@ class RoundSettings:
         _int_range("eval_samples", self.eval_samples, 0, 64)
         _int_range("rounds", self.rounds, 1, MAX_ROUNDS)
         _int_range("bootstrap", self.bootstrap, 0, 100_000)
+        _int_range("min_pairs", self.min_pairs, 0, 10_000_000)
         if not 0 < self.min_coverage <= 1:
             raise ApplicationError("min_coverage must be in (0, 1]")
         if self.deadline_hours is not None and not 0 < self.deadline_hours <= MAX_DEADLINE_HOURS:

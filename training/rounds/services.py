@@ -210,8 +210,9 @@ def _step_end(*, round_id: int, step: str, outcome: steps.Outcome) -> Round:
     timing = dict(rnd.timings.get(step) or {})
     attempt = datetime.fromisoformat(timing.pop("attempt_started", now.isoformat()))
     timing["busy_seconds"] = round(timing.get("busy_seconds", 0.0) + _seconds(attempt, now), 3)
-    if outcome.message:
-        rnd.notes = [*rnd.notes, f"{step}: {outcome.message}"]
+    note = f"{step}: {outcome.message}"
+    if outcome.message and (not rnd.notes or rnd.notes[-1] != note):  # a wait says it once
+        rnd.notes = [*rnd.notes, note]
     # The step's task is over: the next one (or the next wait check) claims afresh.
     rnd.worker, rnd.heartbeat_at = "", now
     if outcome.state == "done":

@@ -55,6 +55,15 @@ def round_snapshot_create(rnd: Round) -> ExportSnapshot:
     return _snapshot_store(rnd, fmt=fmt, rules=rules, rows=rows, counts=counts)
 
 
+def round_row_count(rnd: Round) -> int:
+    """How many training rows the round's snapshot would hold now (writes nothing)."""
+    fmt, rules = FORMAT[rnd.algorithm], round_rules(rnd)
+    if rnd.data_scope == Round.DataScope.ALL and rnd.decider == Round.Decider.VOTES:
+        rows, _ = export_rows_build(project=rnd.project, fmt=writers.FORMATS[fmt], rules=rules)
+        return len(rows)
+    return len(round_rows(rnd, fmt=fmt, rules=rules)[0])
+
+
 def round_rows(rnd: Round, *, fmt: str, rules: ExportRules) -> tuple[list[dict], dict]:
     export_format = writers.FORMATS[fmt]
     rows, counts = export_rows_build(project=rnd.project, fmt=export_format, rules=rules)

@@ -85,10 +85,30 @@ def wait(rnd: Round) -> Outcome:
     records.metrics_merge(rnd, {"coverage": {"covered": covered, "total": total,
                                      "fraction": round(covered / total, 4)}})  # fmt: skip
     if covered / total >= rnd.min_coverage:
-        return Outcome.done(f"{covered}/{total} tasks labelled")
+        short = _pairs_short(rnd)
+        if not short:
+            return Outcome.done(f"{covered}/{total} tasks labelled")
+        if rnd.deadline is None or timezone.now() < rnd.deadline:
+            return Outcome("waiting", short)
+        return Outcome.failed(f"deadline passed: {short}")
     if rnd.deadline is None or timezone.now() < rnd.deadline:
         return Outcome("waiting", "")
     return _deadline_passed(rnd, open_ids, covered, total)
+
+
+MIN_PAIRS_SHORT = (
+    "only {rows} training pairs so far; this round needs at least {wanted} "
+    "(min_pairs): label more, or start the round with a lower min_pairs"
+)
+
+
+def _pairs_short(rnd: Round, rows: int | None = None) -> str:
+    """The reason the round has too few training pairs, or "" when it has enough."""
+    wanted = int((rnd.config or {}).get("min_pairs") or 0)
+    if not wanted:
+        return ""
+    rows = snapshot.round_row_count(rnd) if rows is None else rows
+    return MIN_PAIRS_SHORT.format(rows=rows, wanted=wanted) if rows < wanted else ""
 
 
 def _deadline_passed(rnd: Round, open_ids: list[int], covered: int, total: int) -> Outcome:
@@ -111,6 +131,9 @@ def export(rnd: Round) -> Outcome:
     frozen_at = timezone.now()
     snap = records.attach(rnd, "snapshot", lambda: snapshot.round_snapshot_create(rnd))
     counts = dict(snap.counts)
+    short = _pairs_short(rnd, rows=int(counts.get("rows", 0)))
+    if short:
+        return Outcome.failed(short)
     if "frozen_at" not in (rnd.metrics.get("data") or {}):
         records.metrics_merge(rnd, {"data": {**counts, "frozen_at": frozen_at.isoformat(),
                                      "snapshot": snap.content_hash}})  # fmt: skip
