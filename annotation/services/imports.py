@@ -93,13 +93,27 @@ def import_file(
     ``PREFLOOP_IMPORT_SYNC_MAX_WRITES`` rows + tasks (or with ``batched``) commits in
     short batches (``import_rows.rows_write_batched``)."""
     validation = file_check(Path(path), fmt, limits or import_limits())
+    return import_validated(
+        project=project, validation=validation, partial=partial,
+        source=source_name or Path(path).name, batched=batched,
+    )  # fmt: skip
+
+
+def import_validated(
+    *,
+    project: Project,
+    validation: Validation,
+    partial: bool,
+    source: str,
+    batched: bool | None = None,
+) -> ImportReport:
+    """Write the rows of a validated file (see ``import_file``)."""
     report = report_start(validation)
     if (validation.issues and not partial) or not validation.rows:
         return report
     writes = writes_check(project=project, validation=validation)
     if batched is None:
         batched = writes > settings.PREFLOOP_IMPORT_SYNC_MAX_WRITES
-    source = source_name or Path(path).name
     if batched:
         counts, issues = import_rows.rows_write_batched(
             project=project, rows=validation.rows, source=source,
@@ -156,10 +170,9 @@ def _upload_import(project, path: Path, fmt: str, partial: bool, limits, name: s
         return report
     writes = writes_check(project=project, validation=validation)
     if writes <= settings.PREFLOOP_IMPORT_SYNC_MAX_WRITES:
-        return import_file(
-            project=project, path=path, fmt=validation.format, partial=partial,
-            limits=limits, source_name=name,
-        )  # fmt: skip
+        return import_validated(
+            project=project, validation=validation, partial=partial, source=name or path.name
+        )
     from annotation.services import import_jobs  # it imports this module
 
     job = import_jobs.import_job_create(
