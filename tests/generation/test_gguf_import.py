@@ -108,3 +108,23 @@ def test_registering_an_unconvertible_gguf_is_a_validation_error(tmp_path, setti
     with pytest.raises(InvalidInputError, match="cannot convert"):
         model_version_register_gguf(name="nope", gguf_path=str(path))
     assert not ModelVersion.objects.filter(name="nope").exists()
+
+
+@pytest.mark.django_db
+def test_register_model_command_takes_a_gguf_file(tmp_path, settings):
+    from django.core.management import call_command
+
+    from generation.models import ModelVersion
+
+    settings.MODELS_DIR = tmp_path / "models"
+    path = write_gguf(tmp_path / "m.gguf", "llama")
+    sha = file_sha256(path)
+    folder = settings.MODELS_DIR / f"gguf-{sha[:16]}"
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text("{}")
+    (folder / METADATA_FILE).write_text(json.dumps({
+        "folder": str(folder), "sha256": sha, "architecture": "llama", "quantization": "Q4_1",
+        "dtype": "float32", "parameters": 32, "source_file": "m.gguf"}))
+    call_command("register_model", "from-gguf", str(path))
+    version = ModelVersion.objects.get(name="from-gguf")
+    assert version.source == str(folder) and version.metadata["gguf"]["sha256"] == sha

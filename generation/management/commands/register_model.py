@@ -1,4 +1,5 @@
 """Register a model version: a local Hugging Face folder (as the workers see it), a hub id,
+a GGUF file (converted once into a float32 safetensors folder under the models folder),
 or a model served by an OpenAI-compatible server (``--endpoint URL --served-name X``)."""
 
 from __future__ import annotations
@@ -6,6 +7,7 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 
 from generation import endpoints, services
+from generation.model_import import is_gguf_source, model_version_register_gguf
 from prefloop.exceptions import ApplicationError
 
 
@@ -16,8 +18,8 @@ class Command(BaseCommand):
         parser.add_argument("name", help="Slug naming the version, e.g. demo-round-1.")
         parser.add_argument(
             "source", nargs="?", default="",
-            help="Local model folder or Hugging Face hub id. With --endpoint: optional, where "
-            "the tokenizer loads from (needed for scoring and judge options).",
+            help="Local model folder, a .gguf file, or Hugging Face hub id. With --endpoint: "
+            "optional, where the tokenizer loads from (needed for scoring and judge options).",
         )  # fmt: skip
         parser.add_argument("--parent", default="", help="Name of the version it derives from.")
         parser.add_argument("--round", type=int, default=None, dest="round_index")
@@ -43,6 +45,13 @@ class Command(BaseCommand):
                 raise CommandError("--served-name and --api-key-env need --endpoint")
             elif not source:
                 raise CommandError("give the model's source (a folder or hub id) or --endpoint")
+            elif is_gguf_source(source):
+                if options["parent"] or options["round_index"] is not None:
+                    raise CommandError("a GGUF import registers a base model: no --parent/--round")
+                version = model_version_register_gguf(
+                    name=name, gguf_path=source, notes=options["notes"],
+                    log=lambda msg: self.stdout.write(msg),
+                )
             else:
                 version = services.model_version_register_checked(source=source, **common)
         except ApplicationError as exc:
