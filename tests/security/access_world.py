@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from django.contrib.auth.models import Group
 from rest_framework.authtoken.models import Token
 
-from annotation.models import ImportJob, Membership, Project, Task
+from annotation.models import ImportJob, Judgment, Membership, Project, Task
 from annotation.services import assignment, exports, invitations, judgments
 from generation.feedback.constitution import DEFAULT_NAME
 from generation.feedback.models import FeedbackJob, FeedbackLabel
@@ -97,6 +97,12 @@ def _verdict(project: Project, user, choice: str, rationale: str = "") -> None:
     judgments.judgment_submit(task=first, annotator=user, choice=choice, rationale=rationale)
 
 
+def _judged(project: Project, owner) -> dict[str, int]:
+    """The first pairwise task (the data browser's item) and its owner's verdict."""
+    verdict = Judgment.objects.get(task__project=project, annotator=owner)
+    return {"task": verdict.task_id, "judgment": verdict.pk}
+
+
 def _ai_label(project: Project, judge) -> None:
     """The AI judge's verdict on the first task, with the label an AI export reads."""
     first = Task.objects.filter(project=project, kind=Task.Kind.PAIRWISE).order_by("pk").first()
@@ -163,8 +169,9 @@ def world_build() -> World:
     refs |= _work(project, users["owner"], base, judge) | _owned(project, users["owner"], "mx")
     refs["import_job"] = ImportJob.objects.create(project=project, format="jsonl",
                                                   path="/nonexistent/mx.jsonl").pk  # fmt: skip
+    refs |= _judged(project, users["owner"])
     other_refs = _work(other, users["other_owner"], base, judge)
-    other_refs |= _owned(other, users["other_owner"], "el")
+    other_refs |= _owned(other, users["other_owner"], "el") | _judged(other, users["other_owner"])
     refs |= {f"other_{k}": v for k, v in other_refs.items()}
     assert refs["export"] != refs["other_export"]
     token = Token.objects.create(user=users["ai_judge"]).key
