@@ -24,6 +24,7 @@ OWNER_PAGES = (
     ("owner-leaderboard", "/p/screens/leaderboard/"),
     ("owner-import", "/p/screens/import/"),
     ("owner-export", "/p/screens/export/"),
+    ("owner-data", "/p/screens/data/"),
     ("owner-settings", "/p/screens/settings/"),
     ("owner-people", "/p/screens/people/"),
     ("project-new", "/projects/new"),
@@ -83,9 +84,13 @@ def test_screenshots_of_every_page_type(chromium, live_server):
         if name in ("owner-dashboard", "owner-rounds", "owner-leaderboard"):
             assert page.locator("svg.chart").count() >= 1, f"no chart on {url}"
         written += _shoot(page, name)
+    judged = data.project.tasks.filter(judgments__rationale="").first()
+    assert page.goto(f"/p/screens/data/items/{judged.pk}").status == 200
+    written += _shoot(page, "owner-data-item")
     context.close()
     assert {"pairwise-1280x800.png", "pairwise-390x844.png", "thumbs-1280x800.png",
             "thumbs-390x844.png", "owner-dashboard-1280x800.png",
             "owner-dashboard-390x844.png", "owner-settings-390x844.png",
             "owner-people-390x844.png", "profile-390x844.png",
-            "error-403-390x844.png"} <= set(written)  # fmt: skip
+            "error-403-390x844.png", "owner-data-390x844.png",
+            "owner-data-item-390x844.png"} <= set(written)  # fmt: skip
