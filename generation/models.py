@@ -49,12 +49,12 @@ class ModelVersion(models.Model):
         ordering = ["created_at", "id"]
         constraints = name_unique_per_owner("model_version")
 
+    def __str__(self) -> str:
+        return f"{self.name} (v{self.version})"
+
     @property
     def is_endpoint(self) -> bool:
         return bool(self.endpoint_url)
-
-    def __str__(self) -> str:
-        return f"{self.name} (v{self.version})"
 
 
 class ModelNameReservation(models.Model):
