@@ -1,49 +1,59 @@
-"""Preference-training throughput: Prefloop's trainer against TRL 1.16, same run, same shapes.
+"""Preference-training throughput: Prefloop's trainer against TRL 1.16, like for like.
 
-Trains, on one randomly initialised Qwen2 model, the same synthetic data with the same batch and
-sequence lengths:
+Trains, on one randomly initialised model, the same synthetic variable-length data (prompt and
+completion lengths drawn per row, so padding is exercised) with the same batch sizes:
 
-- ``prefloop dpo``       our DPO trainer (``training.core.train.main``), defaults: reference
-                         log-probs precomputed and cached, chosen and rejected sharing one prompt
-- ``prefloop dpo live``  the same with the reference model scored every step
-                         (``--no-precompute-ref``)
-- ``prefloop dpo unshared`` defaults but chosen and rejected as separate rows
-                         (``--no-prefix-sharing``: the prompt computed twice, as TRL does)
-- ``trl dpo``            TRL ``DPOTrainer``, defaults (reference model in memory)
-- ``trl dpo precompute`` TRL ``DPOTrainer`` with ``precompute_ref_log_probs=True``
-- ``prefloop kto``       our KTO trainer, 16 unpaired rows per step
-- ``trl kto``            TRL ``KTOTrainer``, defaults, 16 unpaired rows per step
+- ``prefloop dpo``          our DPO trainer (``training.core.train.main``), defaults: reference
+                            log-probs precomputed and cached, chosen and rejected sharing one prompt
+- ``prefloop dpo live``     the same with the reference model scored every step
+- ``prefloop dpo unshared`` defaults but chosen and rejected as separate rows (``prefix_sharing``
+                            off: the prompt computed twice, as TRL does)
+- ``trl dpo``               TRL ``DPOTrainer``, defaults (live reference model in memory)
+- ``trl dpo precompute``    TRL ``DPOTrainer`` with ``precompute_ref_log_probs=True``
+- ``prefloop kto`` / ``prefloop kto live`` our KTO trainer, precomputed / live reference
+- ``trl kto`` / ``trl kto precompute``     TRL ``KTOTrainer``, live (its default) / precomputed
 
-Tokens are counted as in ``BENCHMARKS.md``: pairs x 2 x (prompt + completion) per DPO step,
-rows x (prompt + completion) per KTO step (KTO's mismatched KL rows are not counted). Time runs
-from the end of the last warm-up step to the end of the last timed step, as seen by each
-trainer's own per-step hook, so data loading and logging inside the loop are counted for both;
-one-off set-up (tokenising, loading models, precomputing reference log-probs) is not.
+The headline, the last line ``prefloop/trl throughput ratio: R``, is like for like: median
+``prefloop dpo`` (precomputed reference) over median ``trl dpo precompute``. The lines above it
+give live/live, defaults/defaults (ours precomputes, TRL's default does not: not like for like)
+and KTO in both modes.
 
-Shapes:
+Tokens credited: every row's prompt + completion tokens, as TRL counts them (DPO: chosen and
+rejected each with their prompt; KTO: the rows, not the mismatched KL rows), summed over the timed
+steps from each trainer's own batches. Positions computed: the prompt and completion positions a
+trainer runs through the model, padding excluded; with prefix sharing the prompt is computed once,
+so ``prefloop dpo`` computes fewer positions than it is credited with (the ``pos/tok`` column).
+Time runs from the end of the last warm-up step to the end of the last timed step, as seen by each
+trainer's per-step hook; one-off set-up (tokenising, loading, precomputing) is not counted.
 
-- ``--device cpu`` (default): the demo architecture (Qwen2, hidden 256, 4 heads of 64, 2 KV heads,
-  2 layers, intermediate 512, vocab 1,024, tied embeddings) in float32, prompt 64 + completion 64
-  tokens, 8 pairs per step.
-- ``--device cuda``: Qwen2-0.5B shape (24 layers, hidden 896, 14 heads / 2 KV heads, vocab
-  151,936), float32 weights with bf16 autocast for both trainers, prompt 256 + completion 256,
-  8 pairs per step (the shape of ``BENCHMARKS.md``).
+Every contender runs ``--repeats`` times (at least 3), interleaved, the contender order rotated
+each repeat; lines give median, min and max. The load average is printed before and after, with a
+flag when it exceeds the cores or when a contender's spread (max - min) / median exceeds 15%.
 
-Run from the repository root (nothing is downloaded; TRL is a bench-only dependency)::
+Before timing, an equivalence gate (``bench/training_gate.py``) compares per-sequence log-probs
+and the DPO loss of Prefloop's objective and TRL's on the same batches, with a reference model
+different from the policy; above 1e-3 the bench prints FAIL and exits 1.
 
-    python bench/training.py                  # CPU, tiny model
-    python bench/training.py --device cuda    # GPU, 0.5B shape
+Shapes (``--shape``): ``tiny`` (CPU default: the demo architecture, Qwen2, hidden 256, 2 layers,
+vocab 1,024, float32, prompt <= 64 + completion <= 64, 8 pairs per step); ``smollm2`` (SmolLM2-135M:
+Llama, hidden 576, 9 heads x 64, 3 KV heads, intermediate 1536, 30 layers or ``--layers N``,
+vocab 49,152, tied embeddings; randomly initialised, nothing downloaded); ``qwen2-0.5b`` (CUDA
+default, bf16 autocast); ``test`` (CI). On the CPU, TRL's fused head also scores prompt
+positions, so CPU ratios do not carry over to the GPU.
 
-The last line printed is ``prefloop/trl throughput ratio: R``: ours over TRL's defaults, DPO.
+Run from the repository root (TRL is a bench-only dependency)::
+
+    python bench/training.py                           # CPU, tiny model
+    python bench/training.py --shape smollm2 --layers 4
+    python bench/training.py --device cuda --shape smollm2
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import io
+import dataclasses
 import itertools
-import json
 import os
 import platform
 import random
@@ -51,7 +61,6 @@ import statistics
 import string
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -65,13 +74,17 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import torch  # noqa: E402
 
+from bench.training_runs import time_prefloop, time_trl  # noqa: E402
+
 SPECIAL = ["<|endoftext|>", "<|pad|>"]
 WORDS = ["".join(p) for p in itertools.product(string.ascii_lowercase, repeat=2)]
+SPREAD_LIMIT = 0.15
 
 
 @dataclass(frozen=True)
 class Shape:
-    """Model and batch shape of one bench."""
+    """Model and batch shape of one bench; ``prompt`` and ``completion`` are maximum lengths
+    (each row draws its lengths between half of them and them)."""
 
     hidden: int
     layers: int
@@ -83,11 +96,14 @@ class Shape:
     completion: int
     pairs: int = 8  # DPO pairs per step
     kto_rows: int = 16  # KTO unpaired rows per step
+    arch: str = "qwen2"
 
 
 SHAPES = {
     # The demo model of DESIGN.md ("The demo task").
     "tiny": Shape(256, 2, 4, 2, 512, 1024, 64, 64),
+    # SmolLM2-135M (issue 15): randomly initialised, full depth unless --layers.
+    "smollm2": Shape(576, 30, 9, 3, 1536, 49_152, 64, 64, arch="llama"),
     # Qwen2-0.5B (BENCHMARKS.md).
     "qwen2-0.5b": Shape(896, 24, 14, 2, 4864, 151_936, 256, 256),
     # Smallest thing that exercises every path (tests).
@@ -123,12 +139,17 @@ def build_tokenizer():
     )
 
 
-def build_model_dir(path: str, shape: Shape, tokenizer) -> str:
-    """A randomly initialised Qwen2 (weights do not change speed), saved in float32."""
-    from transformers import Qwen2Config, Qwen2ForCausalLM
+def build_model_dir(path: str, shape: Shape, tokenizer, *, seed: int = 0) -> str:
+    """A randomly initialised Qwen2 or Llama (weights do not change speed), saved in float32."""
+    from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
 
-    torch.manual_seed(0)
-    config = Qwen2Config(
+    Config, Model = (
+        (LlamaConfig, LlamaForCausalLM)
+        if shape.arch == "llama"
+        else (Qwen2Config, Qwen2ForCausalLM)
+    )
+    torch.manual_seed(seed)
+    config = Config(
         vocab_size=shape.vocab,
         hidden_size=shape.hidden,
         intermediate_size=shape.intermediate,
@@ -142,7 +163,7 @@ def build_model_dir(path: str, shape: Shape, tokenizer) -> str:
         pad_token_id=tokenizer.pad_token_id,
         bos_token_id=None,
     )
-    Qwen2ForCausalLM(config).save_pretrained(path)
+    Model(config).save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
 
@@ -151,15 +172,19 @@ def _words(rng: random.Random, n: int) -> str:
     return "".join(" " + rng.choice(WORDS) for _ in range(n))
 
 
+def _length(rng: random.Random, most: int) -> int:
+    return rng.randint(max(1, most // 2), most)
+
+
 def preference_rows(n: int, shape: Shape, seed: int = 0) -> list[dict]:
-    """``prompt`` tokens + ``completion - 1`` tokens + EOS (added by both trainers)."""
+    """Per row: a prompt of ``prompt/2..prompt`` tokens; chosen and rejected each of
+    ``completion/2..completion`` tokens including the EOS both trainers add."""
     rng = random.Random(seed)
-    c = shape.completion - 1
     return [
         {
-            "prompt": _words(rng, shape.prompt),
-            "chosen": _words(rng, c),
-            "rejected": _words(rng, c),
+            "prompt": _words(rng, _length(rng, shape.prompt)),
+            "chosen": _words(rng, _length(rng, shape.completion) - 1),
+            "rejected": _words(rng, _length(rng, shape.completion) - 1),
         }
         for _ in range(n)
     ]
@@ -169,173 +194,24 @@ def kto_rows(n: int, shape: Shape, seed: int = 0) -> list[dict]:
     rng = random.Random(seed)
     return [
         {
-            "prompt": _words(rng, shape.prompt),
-            "completion": _words(rng, shape.completion - 1),
+            "prompt": _words(rng, _length(rng, shape.prompt)),
+            "completion": _words(rng, _length(rng, shape.completion) - 1),
             "label": i % 2 == 0,
         }
         for i in range(n)
     ]
 
 
-# --------------------------------------------------------------------------- timing
-
-
-class StepClock:
-    """Timestamps at the start of training and at the end of every optimizer step."""
-
-    def __init__(self) -> None:
-        self.start: float | None = None
-        self.ends: list[float] = []
-
-    def begin(self) -> None:
-        self.start = time.perf_counter()
-
-    def step_end(self, sync: bool) -> None:
-        if sync:
-            torch.cuda.synchronize()
-        self.ends.append(time.perf_counter())
-
-    def seconds(self, warmup: int) -> float:
-        t0 = self.ends[warmup - 1] if warmup else self.start
-        return self.ends[-1] - t0
-
-
-def time_prefloop(
-    model_dir: str,
-    rows: list[dict],
-    work: str,
-    *,
-    algorithm: str,
-    batch: int,
-    steps: int,
-    warmup: int,
-    device: str,
-    **overrides,
-) -> float:
-    """Seconds for the timed steps of our trainer."""
-    from training.core.config import TrainConfig
-    from training.core.train import main
-
-    data = os.path.join(work, f"{algorithm}.jsonl")
-    with open(data, "w") as fh:
-        fh.writelines(json.dumps(r) + "\n" for r in rows)
-    out = tempfile.mkdtemp(prefix=f"prefloop-{algorithm}-", dir=work)
-    cfg = TrainConfig(
-        train_path=data,
-        policy_path=model_dir,
-        output_dir=out,
-        algorithm=algorithm,
-        lr=1e-5,
-        epochs=1,
-        batch_size=batch,
-        eval_fraction=0.0,
-        max_length=10_000,
-        device=device,
-        checkpoint_every=10**9,  # no checkpoint inside the timed steps
-        **overrides,
-    )
-    clock = StepClock()
-    sync = device.startswith("cuda")
-    tokens = []
-
-    def on_record(record: dict) -> None:
-        if record["type"] == "start":
-            clock.begin()
-        elif record["type"] == "train":
-            clock.step_end(sync)
-            tokens.append(round(record["tokens_per_s"] * record["step_s"]))
-
-    with contextlib.redirect_stdout(io.StringIO()):
-        summary = main(cfg, on_record=on_record)
-    assert summary["step"] == warmup + steps, summary
-    assert len(set(tokens)) == 1, f"steps of unequal size: {tokens}"  # the same shape every step
-    return clock.seconds(warmup)
-
-
-def _trl_callback(clock: StepClock, sync: bool):
-    from transformers import TrainerCallback
-
-    class Clock(TrainerCallback):
-        def on_train_begin(self, args, state, control, **kw):
-            clock.begin()
-
-        def on_step_end(self, args, state, control, **kw):
-            clock.step_end(sync)
-
-    return Clock()
-
-
-def time_trl(
-    model_dir: str,
-    rows: list[dict],
-    work: str,
-    *,
-    algorithm: str,
-    batch: int,
-    steps: int,
-    warmup: int,
-    device: str,
-    gradient_checkpointing: bool,
-    **overrides,
-) -> float:
-    """Seconds for the timed steps of TRL's ``DPOTrainer`` / ``KTOTrainer``."""
-    import transformers
-    from datasets import Dataset
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    transformers.logging.set_verbosity_error()
-    import trl
-
-    Config, Trainer = (
-        (trl.DPOConfig, trl.DPOTrainer) if algorithm == "dpo" else (trl.KTOConfig, trl.KTOTrainer)
-    )
-    cuda = device.startswith("cuda")
-    args = Config(
-        output_dir=tempfile.mkdtemp(prefix=f"trl-{algorithm}-", dir=work),
-        per_device_train_batch_size=batch,
-        max_steps=warmup + steps,
-        learning_rate=1e-5,
-        max_length=10_000,
-        gradient_checkpointing=gradient_checkpointing,
-        bf16=cuda,
-        use_cpu=not cuda,
-        report_to="none",
-        save_strategy="no",
-        logging_steps=10,
-        disable_tqdm=True,
-        dataloader_num_workers=0,
-        seed=0,
-        **overrides,
-    )
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
-    clock = StepClock()
-    trainer = Trainer(
-        model=model,
-        args=args,
-        train_dataset=Dataset.from_list(rows),
-        processing_class=AutoTokenizer.from_pretrained(model_dir),
-        callbacks=[_trl_callback(clock, cuda)],
-    )
-    _check_lengths(trainer.train_dataset, algorithm, rows)
-    with contextlib.redirect_stdout(io.StringIO()):
-        trainer.train()
-    assert len(clock.ends) == warmup + steps, len(clock.ends)
-    del trainer, model
-    if cuda:
-        torch.cuda.empty_cache()
-    return clock.seconds(warmup)
-
-
-def _check_lengths(dataset, algorithm: str, rows: list[dict]) -> None:
-    """TRL tokenised every row to the lengths we count: one token per word, plus EOS."""
-    columns = ("chosen_ids", "rejected_ids") if algorithm == "dpo" else ("completion_ids",)
-    first = rows[0]
-    expected_prompt = len(first["prompt"].split())
-    expected_completion = len(first["chosen" if algorithm == "dpo" else "completion"].split()) + 1
-    prompt = {len(ids) for ids in dataset["prompt_ids"]}
-    completion = {len(ids) for c in columns for ids in dataset[c]}
-    assert prompt == {expected_prompt} and completion == {expected_completion}, (prompt, completion)
-    assert len(dataset) == len(rows)
+def position_share(rows: list[dict], *, shared: bool) -> float:
+    """Positions computed per token credited (padding excluded): 1 unless prefix sharing, which
+    computes each pair's prompt once where it is credited twice."""
+    if not shared or "chosen" not in rows[0]:
+        return 1.0
+    n = [
+        (len(r["prompt"].split()), len(r["chosen"].split()) + 1, len(r["rejected"].split()) + 1)
+        for r in rows
+    ]
+    return sum(p + c + r for p, c, r in n) / sum(2 * p + c + r for p, c, r in n)
 
 
 # --------------------------------------------------------------------------- the bench
@@ -364,133 +240,193 @@ def versions() -> str:
     return f"torch {torch.__version__}, transformers {transformers.__version__}, trl {trl_version}"
 
 
+@dataclass
+class BenchResult:
+    """Tokens/s of every run of every contender, and what qualifies them."""
+
+    rates: dict[str, list[float]]
+    tokens: dict[str, int]  # tokens credited per run (the last run)
+    share: dict[str, float]  # positions computed per token credited
+    load_before: float
+    load_after: float
+    gate: object  # training_gate.GateResult
+
+
+def contenders(shape: Shape, dpo: list[dict], kto: list[dict], kw: dict) -> dict[str, tuple]:
+    """name -> (timing function, rows, keyword arguments)."""
+    d, k = (
+        dict(kw, algorithm="dpo", batch=shape.pairs),
+        dict(kw, algorithm="kto", batch=shape.kto_rows),
+    )
+    out = {
+        "prefloop dpo": (time_prefloop, dpo, d),
+        "prefloop dpo live": (time_prefloop, dpo, dict(d, precompute_ref=False)),
+        "prefloop dpo unshared": (time_prefloop, dpo, dict(d, prefix_sharing=False)),
+        "trl dpo": (time_trl, dpo, d),
+        "trl dpo precompute": (time_trl, dpo, dict(d, precompute_ref_log_probs=True)),
+    }
+    if kto:
+        out |= {
+            "prefloop kto": (time_prefloop, kto, k),
+            "prefloop kto live": (time_prefloop, kto, dict(k, precompute_ref=False)),
+            "trl kto": (time_trl, kto, k),
+            "trl kto precompute": (time_trl, kto, dict(k, precompute_ref_log_probs=True)),
+        }
+    return out
+
+
 def run_bench(
     *,
     device: str = "cpu",
     shape_name: str | None = None,
+    layers: int = 0,
     warmup: int = 3,
     steps: int = 10,
-    repeats: int = 1,
+    repeats: int = 3,
     kto: bool = True,
     gradient_checkpointing: bool = False,
     work: str | None = None,
-) -> dict[str, float]:
-    """Tokens/second of every contender (best of ``repeats`` runs each), in one process."""
+) -> BenchResult:
+    """Gate, then every contender ``repeats`` times, interleaved, order rotated per repeat."""
     from transformers.utils import logging as hf_logging
+
+    from bench.training_gate import run_gate
 
     hf_logging.disable_progress_bar()
     hf_logging.set_verbosity_error()
-    shape = SHAPES[shape_name or ("qwen2-0.5b" if device.startswith("cuda") else "tiny")]
+    shape = resolve_shape(device, shape_name, layers)
     own = tempfile.TemporaryDirectory(prefix="prefloop-bench-") if work is None else None
     work = work or own.name
     tokenizer = build_tokenizer()
     model_dir = build_model_dir(os.path.join(work, "model"), shape, tokenizer)
-    n_steps = warmup + steps
-    seq = shape.prompt + shape.completion
-    dpo_rows = preference_rows(n_steps * shape.pairs, shape)
-    kto_data = kto_rows(n_steps * shape.kto_rows, shape)
-    dpo_tokens = steps * shape.pairs * 2 * seq
-    kto_tokens = steps * shape.kto_rows * seq
-    common = dict(steps=steps, warmup=warmup, device=device)
-    ours = dict(common, gradient_checkpointing=gradient_checkpointing)
-    theirs = dict(common, gradient_checkpointing=gradient_checkpointing)
-    contenders = {
-        "prefloop dpo": (dpo_tokens, time_prefloop, dpo_rows, dict(ours, algorithm="dpo")),
-        "prefloop dpo live": (
-            dpo_tokens,
-            time_prefloop,
-            dpo_rows,
-            dict(ours, algorithm="dpo", precompute_ref=False),
-        ),
-        "prefloop dpo unshared": (
-            dpo_tokens,
-            time_prefloop,
-            dpo_rows,
-            dict(ours, algorithm="dpo", prefix_sharing=False),
-        ),
-        "trl dpo": (dpo_tokens, time_trl, dpo_rows, dict(theirs, algorithm="dpo")),
-        "trl dpo precompute": (
-            dpo_tokens,
-            time_trl,
-            dpo_rows,
-            dict(theirs, algorithm="dpo", precompute_ref_log_probs=True),
-        ),
+    ref_dir = build_model_dir(os.path.join(work, "reference"), shape, tokenizer, seed=1)
+    gate = run_gate(
+        policy_dir=model_dir, ref_dir=ref_dir, rows=preference_rows(4, shape, seed=7), batch=2
+    )
+    n = warmup + steps
+    dpo = preference_rows(n * shape.pairs, shape)
+    kto_data = kto_rows(n * shape.kto_rows, shape) if kto else []
+    kw = dict(steps=steps, warmup=warmup, device=device)
+    table = contenders(
+        shape, dpo, kto_data, dict(kw, gradient_checkpointing=gradient_checkpointing)
+    )
+    names = list(table)
+    rates: dict[str, list[float]] = {name: [] for name in names}
+    tokens: dict[str, int] = {}
+    load_before = os.getloadavg()[0]
+    for r in range(repeats):  # interleaved, rotated: a load spike does not hit one contender
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            fn, rows, args = table[name]
+            run = fn(model_dir, rows, work, **args)
+            rates[name].append(run.tokens / run.seconds)
+            tokens[name] = run.tokens
+    share = {
+        name: position_share(rows, shared=fn is time_prefloop and args.get("prefix_sharing", True))
+        for name, (fn, rows, args) in table.items()
     }
-    if kto:
-        contenders["prefloop kto"] = (
-            kto_tokens,
-            time_prefloop,
-            kto_data,
-            dict(ours, algorithm="kto"),
-        )
-        contenders["trl kto"] = (kto_tokens, time_trl, kto_data, dict(theirs, algorithm="kto"))
-    best: dict[str, list[float]] = {name: [] for name in contenders}
-    for _ in range(repeats):  # interleaved, so a load spike on a shared machine hits everyone
-        for name, (tokens, fn, rows, kw) in contenders.items():
-            batch = shape.kto_rows if kw["algorithm"] == "kto" else shape.pairs
-            seconds = fn(model_dir, rows, work, batch=batch, **kw)
-            best[name].append(tokens / seconds)
+    result = BenchResult(rates, tokens, share, load_before, os.getloadavg()[0], gate)
     if own is not None:
         own.cleanup()
-    return {name: max(v) for name, v in best.items()} | {
-        f"{name} median": statistics.median(v) for name, v in best.items()
-    }
+    return result
 
 
-def report(
-    results: dict[str, float], *, device: str, shape_name: str, settings: str = ""
-) -> list[str]:
-    """The printed lines; the last one is ``prefloop/trl throughput ratio: R``."""
-    lines = [
-        f"machine: {machine(device)}",
-        f"versions: {versions()}",
-        f"shape: {shape_name} {SHAPES[shape_name]}",
-    ]
-    if settings:
-        lines.append(f"settings: {settings}")
-    for name, value in results.items():
-        if not name.endswith(" median"):
-            lines.append(f"{name:<22} {value:>12,.0f} tokens/s")
+def resolve_shape(device: str, shape_name: str | None, layers: int = 0) -> Shape:
+    shape = SHAPES[shape_name or ("qwen2-0.5b" if device.startswith("cuda") else "tiny")]
+    return dataclasses.replace(shape, layers=layers) if layers else shape
 
-    def ratio(a: str, b: str) -> float:
-        return results[a] / results[b]
 
+RATIOS = [  # (label, ours, theirs); the last is the headline
+    ("dpo live/live:          prefloop dpo live / trl dpo", "prefloop dpo live", "trl dpo"),
+    (
+        "dpo defaults/defaults:  prefloop dpo / trl dpo (not like for like)",
+        "prefloop dpo",
+        "trl dpo",
+    ),
+    (
+        "dpo prefix sharing:     prefloop dpo / prefloop dpo unshared",
+        "prefloop dpo",
+        "prefloop dpo unshared",
+    ),
+    (
+        "kto precompute/precompute: prefloop kto / trl kto precompute",
+        "prefloop kto",
+        "trl kto precompute",
+    ),
+    ("kto live/live:          prefloop kto live / trl kto", "prefloop kto live", "trl kto"),
+    (
+        "dpo precompute/precompute: prefloop dpo / trl dpo precompute",
+        "prefloop dpo",
+        "trl dpo precompute",
+    ),
+]
+
+
+def flags(res: BenchResult) -> list[str]:
+    cores, out = os.cpu_count() or 1, []
+    load = max(res.load_before, res.load_after)
+    if load > cores:
+        out.append(f"FLAG: load average {load:.1f} exceeds the {cores} cores: figures unreliable")
+    for name, v in res.rates.items():
+        spread = (max(v) - min(v)) / statistics.median(v)
+        if spread > SPREAD_LIMIT:
+            out.append(f"FLAG: {name} spread (max-min)/median {spread:.0%} > {SPREAD_LIMIT:.0%}")
+    return out
+
+
+def report(res: BenchResult, *, device: str, shape: Shape, settings: str = "") -> list[str]:
+    """The printed lines; the last one is ``prefloop/trl throughput ratio: R`` (like for like)."""
+    lines = [f"machine: {machine(device)}", f"versions: {versions()}", f"shape: {shape}"]
+    lines += [f"settings: {settings}"] if settings else []
+    lines.append(f"load average (1 min): before {res.load_before:.2f}, after {res.load_after:.2f}")
+    lines.append(res.gate.line())
     lines.append(
-        f"dpo: prefloop / trl precompute   {ratio('prefloop dpo', 'trl dpo precompute'):.2f}"
+        f"{'contender':<22} {'median':>10} {'min':>10} {'max':>10} tokens/s   "
+        f"{'tokens':>8} {'positions':>9} pos/tok"
     )
-    lines.append(f"dpo: prefloop live / trl         {ratio('prefloop dpo live', 'trl dpo'):.2f}")
+    for name, v in res.rates.items():
+        tok, share = res.tokens[name], res.share[name]
+        lines.append(
+            f"{name:<22} {statistics.median(v):>10,.0f} {min(v):>10,.0f} {max(v):>10,.0f}"
+            f"            {tok:>8,} {round(tok * share):>9,} {share:.2f}"
+        )
+    lines += flags(res)
+    med = {name: statistics.median(v) for name, v in res.rates.items()}
+    for label, ours, theirs in RATIOS:
+        if ours in med and theirs in med:
+            lines.append(f"{label}  {med[ours] / med[theirs]:.2f}")
     lines.append(
-        f"dpo: prefix sharing speed-up      {ratio('prefloop dpo', 'prefloop dpo unshared'):.2f}"
+        f"prefloop/trl throughput ratio: {med['prefloop dpo'] / med['trl dpo precompute']:.2f}"
     )
-    if "trl kto" in results:
-        lines.append(f"kto: prefloop / trl              {ratio('prefloop kto', 'trl kto'):.2f}")
-    lines.append(f"prefloop/trl throughput ratio: {ratio('prefloop dpo', 'trl dpo'):.2f}")
     return lines
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument(
         "--shape", choices=sorted(SHAPES), help="default: tiny on cpu, qwen2-0.5b on cuda"
     )
+    p.add_argument("--layers", type=int, default=0, help="override the shape's depth (0: keep)")
     p.add_argument("--warmup", type=int, default=3, help="untimed steps first")
     p.add_argument("--steps", type=int, default=10, help="timed steps")
-    p.add_argument("--repeats", type=int, default=1, help="runs per contender; the best counts")
+    p.add_argument("--repeats", type=int, default=3, help="interleaved runs per contender (>= 3)")
     p.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (0: default)")
-    p.add_argument("--no-kto", action="store_true", help="skip the KTO pair")
+    p.add_argument("--no-kto", action="store_true", help="skip the KTO contenders")
     p.add_argument(
         "--gradient-checkpointing",
         action="store_true",
         help="activation checkpointing for both trainers (off for both by default)",
     )
     args = p.parse_args(argv)
+    if args.repeats < 3:
+        p.error("--repeats must be at least 3 (median, min and max of interleaved runs)")
     if args.threads:
         torch.set_num_threads(args.threads)
-    shape_name = args.shape or ("qwen2-0.5b" if args.device.startswith("cuda") else "tiny")
-    results = run_bench(
+    shape = resolve_shape(args.device, args.shape, args.layers)
+    res = run_bench(
         device=args.device,
-        shape_name=shape_name,
+        shape_name=args.shape,
+        layers=args.layers,
         warmup=args.warmup,
         steps=args.steps,
         repeats=args.repeats,
@@ -498,13 +434,14 @@ def main(argv: list[str] | None = None) -> None:
         gradient_checkpointing=args.gradient_checkpointing,
     )
     settings = (
-        f"{args.warmup} warm-up + {args.steps} timed steps, best of {args.repeats}, "
+        f"{args.warmup} warm-up + {args.steps} timed steps, {args.repeats} interleaved repeats, "
         f"{'bf16 autocast' if args.device.startswith('cuda') else 'float32'}, gradient "
         f"checkpointing {'on' if args.gradient_checkpointing else 'off'} (both trainers)"
     )
-    for line in report(results, device=args.device, shape_name=shape_name, settings=settings):
+    for line in report(res, device=args.device, shape=shape, settings=settings):
         print(line, flush=True)
+    return 0 if res.gate.passed else 1
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

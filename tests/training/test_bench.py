@@ -15,30 +15,65 @@ from training.core.logps import batch_logps
 from .conftest import build_model, preference_rows
 
 
-def test_bench_core_runs_one_step_of_every_contender(tmp_path):
+def test_bench_runs_tiny_with_gate_repeats_and_like_for_like_headline(tmp_path, capsys):
     pytest.importorskip("trl")
     from bench import training as bench
 
-    results = bench.run_bench(shape_name="test", warmup=0, steps=1, kto=True, work=str(tmp_path))
-    names = ("prefloop dpo", "prefloop dpo live", "trl dpo", "trl dpo precompute")
-    for name in names + ("prefloop kto", "trl kto"):
-        assert results[name] > 0, name
-    lines = bench.report(results, device="cpu", shape_name="test")
-    assert re.fullmatch(r"prefloop/trl throughput ratio: \d+\.\d\d", lines[-1]), lines[-1]
+    argv = ["--shape", "test", "--steps", "1", "--warmup", "1", "--repeats", "3"]
+    bench.tempfile.tempdir = str(tmp_path)  # the bench's scratch folders
+    try:
+        assert bench.main(argv) == 0  # the equivalence gate passed
+    finally:
+        bench.tempfile.tempdir = None
+    lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("machine: CPU") and "trl 1.16" in lines[1]
+    assert re.fullmatch(r"load average \(1 min\): before \d+\.\d\d, after \d+\.\d\d", lines[4])
+    assert lines[5].startswith("equivalence gate (dpo, reference != policy") and lines[5].endswith(
+        "tolerance 1e-03: pass"
+    )
+    rows = {ln.split("  ")[0].strip(): ln.split() for ln in lines if ln[:4] in ("pref", "trl ")}
+    contenders = ["prefloop dpo", "prefloop dpo live", "prefloop dpo unshared", "trl dpo"]
+    contenders += ["trl dpo precompute", "prefloop kto", "prefloop kto live", "trl kto"]
+    for name in contenders + ["trl kto precompute"]:
+        cells = rows[name][len(name.split()) :]  # median min max tokens positions pos/tok
+        median, low, high = (float(c.replace(",", "")) for c in cells[:3])
+        assert 0 < low <= median <= high, name
+    assert float(rows["prefloop dpo"][-1]) < 1.0  # prefix sharing: prompt computed once, disclosed
+    assert float(rows["trl dpo precompute"][-1]) == 1.0
+    labels = ["dpo live/live:", "dpo defaults/defaults:", "kto precompute/precompute:"]
+    labels += ["kto live/live:", "dpo precompute/precompute:"]
+    for label in labels:
+        assert any(ln.startswith(label) for ln in lines), label
+    assert re.fullmatch(r"prefloop/trl throughput ratio: \d+\.\d\d", lines[-1]), lines[-1]
+    headline = next(ln for ln in lines if ln.startswith("dpo precompute/precompute:"))
+    assert headline.split()[-1] == lines[-1].split()[-1]  # the headline is like for like
 
 
-def test_bench_data_has_exact_lengths():
+def test_gate_fails_above_the_tolerance():
+    from bench.training_gate import TOLERANCE, GateResult
+
+    assert GateResult(2, 8, TOLERANCE / 2, 0.0).passed
+    failed = GateResult(2, 8, 0.0, TOLERANCE * 2)
+    assert not failed.passed and failed.line().endswith(": FAIL")
+
+
+def test_bench_data_has_variable_exact_lengths():
     from bench import training as bench
 
     tokenizer = bench.build_tokenizer()
     shape = bench.SHAPES["tiny"]
-    snap = data.tokenize_rows(bench.preference_rows(3, shape), tokenizer, 10_000)
-    for row in snap.rows:
-        for seq in (row.chosen, row.rejected):
-            assert (len(seq.prompt_ids), len(seq.completion_ids)) == (64, 64)
-    kto = data.tokenize_rows(bench.kto_rows(2, shape), tokenizer, 10_000)
-    assert {len(r.seq.prompt_ids) + len(r.seq.completion_ids) for r in kto.rows} == {128}
+    rows = bench.preference_rows(20, shape)
+    snap = data.tokenize_rows(rows, tokenizer, 10_000)
+    lengths = set()
+    for raw, row in zip(rows, snap.rows, strict=True):
+        assert len(row.chosen.prompt_ids) == len(raw["prompt"].split())
+        for seq, key in ((row.chosen, "chosen"), (row.rejected, "rejected")):
+            assert len(seq.completion_ids) == len(raw[key].split()) + 1  # EOS
+            assert 32 <= len(seq.completion_ids) <= 64 and 32 <= len(seq.prompt_ids) <= 64
+            lengths.add((len(seq.prompt_ids), len(seq.completion_ids)))
+    assert len(lengths) > 10  # lengths vary, so batches are padded
+    kto = data.tokenize_rows(bench.kto_rows(8, shape), tokenizer, 10_000)
+    assert len({len(r.seq.prompt_ids) + len(r.seq.completion_ids) for r in kto.rows}) > 1
 
 
 @pytest.mark.parametrize("max_length", [26, 29, 256])  # cuts completions, or not
