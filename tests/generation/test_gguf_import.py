@@ -35,6 +35,19 @@ def write_gguf(path: Path, architecture: str, file_type: int = LlamaFileType.MOS
     return path
 
 
+def converted_already(path: Path, models_dir: Path) -> tuple[Path, dict]:
+    """A folder as a finished conversion of ``path`` leaves it (config and record only)."""
+    sha = file_sha256(path)
+    folder = models_dir / f"gguf-{sha[:16]}"
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text("{}")
+    recorded = {"folder": str(folder), "sha256": sha, "architecture": "llama",
+                "quantization": "Q4_1", "dtype": "float32", "parameters": 32,
+                "source_file": path.name}
+    (folder / METADATA_FILE).write_text(json.dumps(recorded))
+    return folder, recorded
+
+
 def test_header_names_architecture_and_quantisation(tmp_path):
     path = write_gguf(tmp_path / "m.gguf", "llama")
     assert read_header(path) == ("llama", "Q4_1")
@@ -60,13 +73,7 @@ def test_not_a_gguf_file_and_a_missing_file_are_refused(tmp_path):
 
 def test_a_converted_file_is_reused_by_hash_without_loading(tmp_path):
     path = write_gguf(tmp_path / "m.gguf", "llama")
-    sha = file_sha256(path)
-    folder = tmp_path / "models" / f"gguf-{sha[:16]}"
-    folder.mkdir(parents=True)
-    recorded = {"folder": str(folder), "sha256": sha, "architecture": "llama",
-                "quantization": "Q4_1", "dtype": "float32", "parameters": 32,
-                "source_file": "m.gguf"}
-    (folder / METADATA_FILE).write_text(json.dumps(recorded))
+    folder, recorded = converted_already(path, tmp_path / "models")
     converted = convert_gguf(path, tmp_path / "models")  # a real load would fail on this file
     assert converted.reused and converted.folder == str(folder)
     assert converted.metadata() == {"gguf": recorded}
@@ -82,16 +89,10 @@ def test_registering_a_gguf_records_the_conversion_and_is_idempotent(tmp_path, s
 
     settings.MODELS_DIR = tmp_path / "models"
     path = write_gguf(tmp_path / "m.gguf", "llama")
-    sha = file_sha256(path)
-    folder = settings.MODELS_DIR / f"gguf-{sha[:16]}"
-    folder.mkdir(parents=True)
-    (folder / "config.json").write_text("{}")
-    (folder / METADATA_FILE).write_text(json.dumps({
-        "folder": str(folder), "sha256": sha, "architecture": "llama", "quantization": "Q4_1",
-        "dtype": "float32", "parameters": 32, "source_file": "m.gguf"}))
+    folder, recorded = converted_already(path, settings.MODELS_DIR)
     version = model_version_register_gguf(name="tiny-gguf", gguf_path=str(path))
     assert version.source == str(folder)
-    assert version.metadata["gguf"]["sha256"] == sha
+    assert version.metadata["gguf"] == recorded
     assert version.metadata["gguf"]["quantization"] == "Q4_1"
     again = model_version_register_gguf(name="tiny-gguf", gguf_path=str(path))
     assert again.pk == version.pk
@@ -118,13 +119,7 @@ def test_register_model_command_takes_a_gguf_file(tmp_path, settings):
 
     settings.MODELS_DIR = tmp_path / "models"
     path = write_gguf(tmp_path / "m.gguf", "llama")
-    sha = file_sha256(path)
-    folder = settings.MODELS_DIR / f"gguf-{sha[:16]}"
-    folder.mkdir(parents=True)
-    (folder / "config.json").write_text("{}")
-    (folder / METADATA_FILE).write_text(json.dumps({
-        "folder": str(folder), "sha256": sha, "architecture": "llama", "quantization": "Q4_1",
-        "dtype": "float32", "parameters": 32, "source_file": "m.gguf"}))
+    folder, recorded = converted_already(path, settings.MODELS_DIR)
     call_command("register_model", "from-gguf", str(path))
     version = ModelVersion.objects.get(name="from-gguf")
-    assert version.source == str(folder) and version.metadata["gguf"]["sha256"] == sha
+    assert version.source == str(folder) and version.metadata["gguf"] == recorded
