@@ -38,8 +38,8 @@ def seed_judgments(*, project, annotators: list) -> int:
     now = when(timezone.now())
     with connection.cursor() as cursor:
         for k, user in enumerate(annotators):
-            choice = "'a'" if k == 0 else "CASE WHEN id % 3 = 0 THEN 'b' ELSE 'a' END"
-            rationale = "CASE WHEN id % 10 = 0 THEN 'clearer' ELSE '' END"
+            choice = "'a'" if k == 0 else "CASE WHEN id %% 3 = 0 THEN 'b' ELSE 'a' END"
+            rationale = "CASE WHEN id %% 10 = 0 THEN 'clearer' ELSE '' END"
             cursor.execute(
                 "INSERT INTO annotation_judgment (task_id, annotator_id, choice, strength,"
                 f" rationale, shown_left, source, metadata, created_at) SELECT id, %s, {choice},"

@@ -110,6 +110,9 @@ def judgment_page(
     qs = judgments_filtered(project=project, filters=filters)
     if after is not None:
         qs = qs.filter(pk__lt=after)
+    else:  # the same primary-key range scan as every later page (SQLite sorted otherwise)
+        newest = Judgment.objects.order_by("-pk").values_list("pk", flat=True).first()
+        qs = qs.filter(pk__lte=newest or 0)
     rows = list(qs.select_related("annotator", "task__prompt").order_by("-pk")[: PAGE_SIZE + 1])
     more = len(rows) > PAGE_SIZE
     rows = rows[:PAGE_SIZE]

@@ -90,6 +90,7 @@ ROWS = [
         ("frontend:dashboard", "GET"), ("frontend:jobs", "GET"), ("frontend:jobs-live", "GET"),
         ("frontend:leaderboard", "GET"), ("frontend:rounds", "GET"),
         ("frontend:constitutions", "GET"), ("frontend:import", "GET"), ("frontend:export", "GET"),
+        ("frontend:models", "GET"),
     )],  # fmt: skip
     row("frontend:task", "GET", A | {"kind_slug": "pairwise"}),
     row("frontend:project-settings", "GET", A),
