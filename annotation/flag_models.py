@@ -23,7 +23,7 @@ class JudgmentFlag(models.Model):
     cleared_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
         related_name="+",
-    )  # fmt: skip
+    )
     cleared_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -33,5 +33,5 @@ class JudgmentFlag(models.Model):
                 fields=["judgment"],
                 condition=Q(cleared_at__isnull=True),
                 name="judgment_flag_one_open",
-            )  # fmt: skip
+            )
         ]

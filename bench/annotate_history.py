@@ -84,7 +84,7 @@ def run(*, histories: list[int], calls: int, seed) -> bool:
         seeded = seed(
             tasks=size + calls + 20, annotators=1, overlap=2, lease_seconds=900,
             slug=f"lone{size}",
-        )  # fmt: skip
+        )
         worlds[size] = (seeded["project"], seeded["users"][0])
         history_seed(project=worlds[size][0], annotator=worlds[size][1], size=size)
     if connection.vendor == "postgresql":  # autovacuum's statistics

@@ -94,7 +94,7 @@ def database_recreate(args: argparse.Namespace, env: dict[str, str]) -> None:
     subprocess.run(
         [sys.executable, "manage.py", "migrate", "--no-input", "-v", "0"],
         cwd=ROOT, env=env, check=True,
-    )  # fmt: skip
+    )
 
 
 def seed(
@@ -110,7 +110,7 @@ def seed(
     project = Project.objects.create(
         slug=slug, name=f"Bench {slug}", overlap=overlap, max_overlap=max(overlap, 5),
         lease_seconds=lease_seconds, allow_tie=True, allow_both_bad=True,
-    )  # fmt: skip
+    )
     batch = 5_000
     for lo in range(0, tasks, batch):
         n = min(batch, tasks - lo)
@@ -126,7 +126,7 @@ def seed(
             Response(prompt=p, text=f"Answer {side} to question {lo + i}.",
                      content_hash=f"{side}{lo + i:063d}", source=Response.Source.IMPORTED)
             for i, p in enumerate(prompts) for side in "ab"
-        )  # fmt: skip
+        )
         Task.objects.bulk_create(
             Task(
                 project=project, kind=Task.Kind.PAIRWISE, prompt=prompts[i],
@@ -135,7 +135,7 @@ def seed(
                 overlap_wanted=overlap,
             )
             for i in range(n)
-        )  # fmt: skip
+        )
     user_model = get_user_model()
     password = make_password(PASSWORD)
     users = user_model.objects.bulk_create(
@@ -182,7 +182,7 @@ def gunicorn_start(args: argparse.Namespace, env: dict[str, str], port: int) -> 
         "--bind", f"127.0.0.1:{port}", "--workers", str(args.workers),
         "--worker-class", "gthread", "--threads", str(args.threads),
         "--keep-alive", "75", "--backlog", "2048", "--log-level", "warning",
-    ]  # fmt: skip
+    ]
     server = subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -352,7 +352,7 @@ async def first_lease(conn: Connection) -> dict | None:
 async def annotator(
     index: int, conn: Connection, args: argparse.Namespace, stats: Stats, budget: Budget,
     start: float, assignment: dict | None,
-) -> None:  # fmt: skip
+) -> None:
     rng = random.Random(index)
     next_path = NEXT_PATH
     interval = args.interval
@@ -468,7 +468,7 @@ def sql_per_judgment(samples: int) -> tuple[float, float]:
         for _ in range(samples):
             task = client.post("/api/projects/sqlcount/tasks/next", **kwargs).json()
             client.post(f"/api/assignments/{task['assignment_id']}/judgment",
-                        {"choice": "right"}, **kwargs)  # fmt: skip
+                        {"choice": "right"}, **kwargs)
     return _split(combined, samples), _split(two_call, samples)
 
 
@@ -538,7 +538,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--lone-annotator", action="store_true",
         help="next-task cost against one annotator's history (bench/annotate_history.py)",
-    )  # fmt: skip
+    )
     parser.add_argument("--histories", default="100,10000,50000", help="past judgments")
     parser.add_argument("--calls", type=int, default=200, help="timed next-task calls")
     args = parser.parse_args(argv)
@@ -553,14 +553,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"machine: {machine()}")
     shape = f"open, 1 judgment / {args.interval:g} s each" if args.interval else "closed"
     print(f"database: {args.db}; gunicorn {args.workers} workers x {args.threads} threads; "
-          f"{args.annotators} annotators, {args.loop} loop, {shape}")  # fmt: skip
+          f"{args.annotators} annotators, {args.loop} loop, {shape}")
     database_recreate(args, env)
 
     import django
 
     django.setup()
     seeded = seed(tasks=args.tasks, annotators=args.annotators, overlap=args.overlap,
-                  lease_seconds=args.lease_seconds)  # fmt: skip
+                  lease_seconds=args.lease_seconds)
     users = seeded["users"]
     print(
         f"seeded {args.tasks:,} comparisons (overlap {args.overlap}) in {seeded['seconds']:.1f} s"
@@ -610,15 +610,15 @@ def main(argv: list[str] | None = None) -> int:
     per = 1000 / max(stats.judgments, 1)
     print(f"CPU per judgment: server {server_cpu * per:.2f} ms, PostgreSQL "
           f"{pg_cpu * per if args.db == 'postgres' else 0:.2f} ms, load generator "
-          f"{client_cpu * per:.2f} ms")  # fmt: skip
+          f"{client_cpu * per:.2f} ms")
 
     report = audit(seeded["project"], stats)
     (c_sql, c_tx), (t_sql, t_tx) = sql_per_judgment(args.sql_samples)
     print(f"SQL statements per judgment: {c_sql:.1f} + {c_tx:.1f} BEGIN/COMMIT "
-          f"(judgment-and-next); {t_sql:.1f} + {t_tx:.1f} (tasks/next, judgment)")  # fmt: skip
+          f"(judgment-and-next); {t_sql:.1f} + {t_tx:.1f} (tasks/next, judgment)")
     print(f"task counters out of step with stored judgments: {report['counter_drift']}")
     print(f"vs Label Studio 1.23.2 peak on PostgreSQL ({LABEL_STUDIO_PEAK}/s, BENCHMARKS.md): "
-          f"{rate / LABEL_STUDIO_PEAK:.1f}x")  # fmt: skip
+          f"{rate / LABEL_STUDIO_PEAK:.1f}x")
     print(
         f"audit: submitted={report['submitted']} stored={report['stored']}"
         f" lost={report['lost']} duplicated={report['duplicated']}"

@@ -79,7 +79,7 @@ def bench_import(n_responses: int) -> None:
                 project=target, rows=rows, source="bench",
                 batch_seconds=settings.PREFLOOP_IMPORT_BATCH_SECONDS,
                 on_batch=lambda *_, log=commits: log.append(time.monotonic()),
-            )  # fmt: skip
+            )
             commits.append(time.monotonic())
         else:
             from django.db import transaction
@@ -92,7 +92,7 @@ def bench_import(n_responses: int) -> None:
         tasks = target.tasks.count()
         label = "batched " if batched else "one tx  "
         print(f"  before {label}: {total:8.1f} s for {tasks:,} tasks; "
-              f"longest write transaction {longest:6.2f} s")  # fmt: skip
+              f"longest write transaction {longest:6.2f} s")
 
 
 def mm_fit(first, second, score, n_models, prior=0.1, max_iter=10_000, tol=1e-10):
@@ -131,7 +131,7 @@ def bench_leaderboard(games_per_link: int) -> None:
     judgments = []
     for k in range(1, 10):
         tasks = pairwise_tasks_build(project=project, n=games_per_link, start=k * 10_000,
-                                     model_versions=(versions[k], versions[k - 1]))  # fmt: skip
+                                     model_versions=(versions[k], versions[k - 1]))
         for task in tasks:
             draw = rng.random()
             choice = "a" if draw < 0.98 else ("tie" if draw < 0.99 else "b")
@@ -146,9 +146,9 @@ def bench_leaderboard(games_per_link: int) -> None:
     old_s, (_, old_iters) = timed(mm_fit, first, second, score, 10)
     new_s, fit = timed(leaderboard.bradley_terry_solve, **args)
     print(f"  before fit (MM):      {old_s * 1000:8.1f} ms, {old_iters:,} iterations "
-          f"(x201 with ?bootstrap=200: {old_s * 201:.1f} s per page load)")  # fmt: skip
+          f"(x201 with ?bootstrap=200: {old_s * 201:.1f} s per page load)")
     print(f"  after  fit (Newton):  {new_s * 1000:8.1f} ms, {fit.iterations} iterations, "
-          f"converged={fit.converged}")  # fmt: skip
+          f"converged={fit.converged}")
     uncached, _ = timed(leaderboard.leaderboard_get, project=project, bootstrap=200)
     print(f"  after  uncached board with 200 bootstrap refits: {uncached * 1000:8.1f} ms")
     refresh, _ = timed(cached.leaderboard_refresh, project=project, bootstrap=200, seed=0)
@@ -160,7 +160,7 @@ def bench_leaderboard(games_per_link: int) -> None:
     reads.sort()
     print(f"  after  cached read (page/API): median {reads[10] * 1000:6.1f} ms, "
           f"max {reads[-1] * 1000:6.1f} ms (refresh task: {refresh * 1000:.0f} ms, once "
-          "per data version)")  # fmt: skip
+          "per data version)")
 
 
 def old_header_check(columns: list[str]) -> list[str]:
@@ -178,7 +178,7 @@ def bench_csv_header(n_columns: int, n_old: int) -> None:
     scale = (n_columns / n_old) ** 2
     print(f"csv header: {n_columns:,} columns")
     print(f"  before (count per column): {old_s:8.2f} s at {n_old:,} columns, "
-          f"~{old_s * scale:.0f} s at {n_columns:,} (n²)")  # fmt: skip
+          f"~{old_s * scale:.0f} s at {n_columns:,} (n²)")
     print(f"  after  (one pass, whole file read): {new_s * 1000:8.1f} ms ({len(records)} row)")
 
 
@@ -195,9 +195,9 @@ def bench_kappa(n_annotators: int) -> None:
     ]
     limit = settings.PREFLOOP_AGREEMENT_MAX_PAIR_ANNOTATORS
     all_s, pairs = timed(agreement.cohen_kappa_pairs, verdicts=verdicts,
-                         categories=PAIRWISE_CATEGORIES)  # fmt: skip
+                         categories=PAIRWISE_CATEGORIES)
     cap_s, capped = timed(agreement.cohen_kappa_pairs, verdicts=verdicts,
-                          categories=PAIRWISE_CATEGORIES, max_annotators=limit)  # fmt: skip
+                          categories=PAIRWISE_CATEGORIES, max_annotators=limit)
     print(f"cohen kappa: {n_annotators} annotators x 30 shared tasks")
     print(f"  before every pair:   {all_s:8.2f} s ({len(pairs):,} pairs)")
     print(f"  after  capped at {limit}: {cap_s:8.2f} s ({len(capped):,} pairs)")
@@ -216,7 +216,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="prefloop-bounded-") as var_dir:
         django_setup(var_dir)
         print(f"machine: {cpu_model()}, {os.cpu_count()} CPUs, load average "
-              f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}, SQLite")  # fmt: skip
+              f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}, SQLite")
         bench_import(options.responses)
         bench_leaderboard(options.games_per_link)
         bench_csv_header(options.columns, options.old_columns)

@@ -86,12 +86,12 @@ def run(args: argparse.Namespace) -> bool:
     from bench.annotate_load import seed
 
     seeded = seed(tasks=args.tasks, annotators=args.annotators, overlap=args.annotators,
-                  lease_seconds=900, slug="browse")  # fmt: skip
+                  lease_seconds=900, slug="browse")
     project, users = seeded["project"], seeded["users"]
     started = time.perf_counter()
     total = seed_judgments(project=project, annotators=users)
     print(f"seeded {args.tasks:,} comparisons, {total:,} judgments "
-          f"in {seeded['seconds'] + time.perf_counter() - started:.1f} s")  # fmt: skip
+          f"in {seeded['seconds'] + time.perf_counter() - started:.1f} s")
     owner = users[0]
     Membership.objects.filter(project=project, user=owner).update(role=Membership.Role.OWNER)
     client = Client()
@@ -110,7 +110,7 @@ def run(args: argparse.Namespace) -> bool:
     print(f"filtered page 1 (annotator + low agreement): {narrowed:.1f} ms")
     ok = max(first, last) < TARGET_MS
     print(f"browser: db={args.db} page1={first:.1f} ms page{args.pages}={last:.1f} ms "
-          f"target<{TARGET_MS:g} ms: {'yes' if ok else 'no'}")  # fmt: skip
+          f"target<{TARGET_MS:g} ms: {'yes' if ok else 'no'}")
     return ok
 
 
@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # Production settings, but static URLs without a collectstatic manifest.
     plain = {**settings.STORAGES, "staticfiles": {
-        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}  # fmt: skip
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
     with override_settings(STORAGES=plain):
         ok = run(args)
     print(f"machine: load avg {os.getloadavg()[0]:.1f} at the end")

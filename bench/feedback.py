@@ -42,7 +42,7 @@ for key, value in {
     "GENERATION_KV_CACHE_GIB": "1", "VLLM_CPU_KVCACHE_SPACE": "1",
     "VLLM_CPU_NUM_OF_RESERVED_CPU": "0", "TOKENIZERS_PARALLELISM": "false",
     "HF_HUB_OFFLINE": "1",
-}.items():  # fmt: skip
+}.items():
     os.environ.setdefault(key, value)
 
 
@@ -61,7 +61,7 @@ def seed_pairs(project, count: int, seed: int) -> None:
         others = [c for c in capitals if c != fact.capital]
         styles = rng.sample(list(answer_styles()), 2)
         a, b = (content.response_get_or_create(prompt=prompt, text=answer_styles()[s](
-            fact, others, rng), source="imported")[0] for s in styles)  # fmt: skip
+            fact, others, rng), source="imported")[0] for s in styles)
         if a.pk != b.pk:
             content.task_get_or_create(project=project, response_a=a, response_b=b)
 
@@ -72,10 +72,10 @@ def run_job(judge, project, batch_size: int):
     from generation.feedback.services import jobs
 
     warm = jobs.feedback_job_create(project=project, judge=judge, limit=batch_size,
-                                    batch_size=batch_size, enqueue=False)  # fmt: skip
+                                    batch_size=batch_size, enqueue=False)
     runner.feedback_job_run(job_id=warm.pk)
     job = jobs.feedback_job_create(project=project, judge=judge, batch_size=batch_size,
-                                   enqueue=False)  # fmt: skip
+                                   enqueue=False)
     started = time.perf_counter()
     job = runner.feedback_job_run(job_id=job.pk)
     wall = time.perf_counter() - started
@@ -128,7 +128,7 @@ def main() -> None:
     model = args.model or str(settings.VAR_DIR / "models" / "bench-tiny")
     if not args.model:
         build_demo_model(Path(model), seed=0, steps=30, log=lambda _m: None,
-                         eval_samples_per_question=1)  # fmt: skip
+                         eval_samples_per_question=1)
     owner = annotator_user_get_or_create(username="bench-owner")
     project = project_create(slug=f"bench-{int(time.time())}", owner=owner)
     seed_pairs(project, args.pairs + args.batch_size, seed=0)
@@ -144,7 +144,7 @@ def main() -> None:
         results[name] = (done / wall, 1 - engine / wall)
         print(f"{name:12s} {done} pairs in {wall:6.2f} s: {done / wall:8.1f} pairs/s, "
               f"engine {engine:6.2f} s, outside engine {100 * (1 - engine / wall):5.1f}% "
-              f"({job.labelled} verdicts, {job.routed} routed to humans)")  # fmt: skip
+              f"({job.labelled} verdicts, {job.routed} routed to humans)")
     # The platform alone: a programmatic judge has no engine and every label is a verdict
     # (the costlier write path), so this bounds the per-pair cost outside the engine.
     job, wall = run_job(judges.judge_from_spec(spec=DEMO_CHECKER), project, args.batch_size)

@@ -100,7 +100,7 @@ def make_backend(name: str, model: str, args: argparse.Namespace):
 
     if name == "remote":
         return get_backend("remote", model, base_url=args.url, served_name=SERVED,
-                           max_in_flight=args.max_in_flight)  # fmt: skip
+                           max_in_flight=args.max_in_flight)
     return get_backend(name, model, **conf.backend_options(name))
 
 
@@ -142,7 +142,7 @@ def raw_generate(backend, conversations, sampling) -> int:
             SamplingParams(n=sampling.n, temperature=sampling.temperature,
                            max_tokens=sampling.max_tokens, seed=request_seed(0, p))
             for p in prompts
-        ]  # fmt: skip
+        ]
         outputs = backend.llm.generate(
             [{"prompt_token_ids": p} for p in prompts], params, use_tqdm=False
         )
@@ -159,7 +159,7 @@ def raw_hf_generate(backend, prompts, sampling) -> int:
         do_sample=True, temperature=sampling.temperature, top_k=0, top_p=1.0,
         num_return_sequences=sampling.n, max_new_tokens=sampling.max_tokens,
         eos_token_id=backend.eos, pad_token_id=backend.pad_id,
-    )  # fmt: skip
+    )
     torch.manual_seed(0)
     with torch.inference_mode():
         for start in range(0, len(prompts), per_batch):
@@ -191,14 +191,14 @@ def job_throughput(model: str, questions: list[str], sampling, args: argparse.Na
         version = endpoints.model_version_register_endpoint(
             name=f"bench-{time.time_ns()}", endpoint_url=args.url, served_name=SERVED,
             tokenizer_source=model,
-        )  # fmt: skip
+        )
     else:
         version = services.model_version_register(name=f"bench-{time.time_ns()}", source=model)
     started = time.perf_counter()
     job = services.generation_job_create(
         project=project, model_version=version, sampling=sampling.to_dict(), enqueue=False,
         batch_size=args.batch_size,
-    )  # fmt: skip
+    )
     job = jobs.generation_job_run(job_id=job.pk)
     seconds = time.perf_counter() - started
     assert job.status == "succeeded", job.error
@@ -207,7 +207,7 @@ def job_throughput(model: str, questions: list[str], sampling, args: argparse.Na
         "tokens_per_s": round(job.output_tokens / seconds, 1),
         "engine_seconds": round(job.engine_seconds, 3), "responses": job.responses_created,
         "tasks": Task.objects.filter(project=project).count(),
-    }  # fmt: skip
+    }
 
 
 # --- the parent: run both, print the table ------------------------------------------------
@@ -238,7 +238,7 @@ def run_child(
            "--prompts", str(args.prompts), "--n", str(args.n), "--max-tokens",
            str(args.max_tokens), "--batch-size", str(args.batch_size),
            "--repeats", str(args.repeats), "--url", url,
-           "--max-in-flight", str(args.max_in_flight)]  # fmt: skip
+           "--max-in-flight", str(args.max_in_flight)]
     subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL if args.quiet else None)
     return json.loads(out.read_text())
 
@@ -246,20 +246,20 @@ def run_child(
 def report(results: dict[str, dict], args: argparse.Namespace, model: str) -> None:
     print(f"machine: {machine()}")
     print(f"model: {model}; {args.prompts} prompts x n={args.n}, temperature 1, "
-          f"max_tokens {args.max_tokens}, job batch {args.batch_size} prompts")  # fmt: skip
+          f"max_tokens {args.max_tokens}, job batch {args.batch_size} prompts")
     print(f"{'backend':<13}{'start s':>8}{'raw tok/s':>11}{'backend tok/s':>15}"
-          f"{'job tok/s':>11}{'job/raw':>9}{'job/backend':>13}")  # fmt: skip
+          f"{'job tok/s':>11}{'job/raw':>9}{'job/backend':>13}")
     for name, r in results.items():
         job_raw, job_backend = r["job_fraction_of_raw"], r["job_fraction_of_backend_level"]
         print(f"{name:<13}{r['engine_start_s']:>8}{r['raw']['tokens_per_s']:>11}"
               f"{r['backend_level']['tokens_per_s']:>15}{r['job']['tokens_per_s']:>11}"
-              f"{job_raw:>9.0%}{job_backend:>13.0%}")  # fmt: skip
+              f"{job_raw:>9.0%}{job_backend:>13.0%}")
     for name, r in results.items():
         job = r["job"]
         share = 1 - job["engine_seconds"] / job["seconds"]
         print(f"{name} job: {job['seconds']} s, engine {job['engine_seconds']} s, everything else "
               f"(selection, DB writes, pairing) {share:.1%}; {job['responses']} responses, "
-              f"{job['tasks']} tasks written")  # fmt: skip
+              f"{job['tasks']} tasks written")
     for name, r in results.items():
         print(f"{name} output tokens/s: {r['backend_level']['tokens_per_s']}")
     if "remote" in results:
@@ -285,9 +285,9 @@ def main() -> None:
     parser.add_argument("--database-url", default="", help="Job database (default: scratch).")
     parser.add_argument("--quiet", action="store_true")
     parser.add_argument("--backend", choices=("transformers", "remote"), default="transformers",
-                        help="What to compare the in-process vLLM backend with.")  # fmt: skip
+                        help="What to compare the in-process vLLM backend with.")
     parser.add_argument("--max-in-flight", type=int, default=256,
-                        help="remote: requests in flight (one per prompt).")  # fmt: skip
+                        help="remote: requests in flight (one per prompt).")
     parser.add_argument("--url", default="", help=argparse.SUPPRESS)
     parser.add_argument("--child", default="", help=argparse.SUPPRESS)
     parser.add_argument("--out", default="", help=argparse.SUPPRESS)
@@ -315,7 +315,7 @@ def served_run(model: str, args: argparse.Namespace, scratch: Path) -> dict:
     from generation.backends.vllm_serve import VLLMServer
 
     server = VLLMServer(model, served_name=SERVED, kv_cache_gib=float(ENGINE_ENV[
-        "GENERATION_KV_CACHE_GIB"]), log_path=scratch / "vllm-serve.log")  # fmt: skip
+        "GENERATION_KV_CACHE_GIB"]), log_path=scratch / "vllm-serve.log")
     started = time.perf_counter()
     with server.started():
         start_s = round(time.perf_counter() - started, 1)

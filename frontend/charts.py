@@ -73,7 +73,7 @@ def _scale(lo: float, hi: float, a: float, b: float):
 def line_chart(
     *, title: str, series: dict[str, Sequence[tuple[float, float]]], width: int = 360,
     height: int = 190,
-) -> LineChart | None:  # fmt: skip
+) -> LineChart | None:
     """One chart, several named series of (x, y) points; None when there is nothing."""
     points = [p for values in series.values() for p in values]
     if not points:
@@ -90,13 +90,13 @@ def line_chart(
     for k, (name, values) in enumerate(series.items()):
         coords = [(round(sx(x), 1), round(sy(y), 1)) for x, y in values]
         lines.append(Line(name, PALETTE[k % len(PALETTE)],
-                          " ".join(f"{x},{y}" for x, y in coords), coords))  # fmt: skip
+                          " ".join(f"{x},{y}" for x, y in coords), coords))
     x_ticks = [Tick(round(sx(v), 1), _fmt(v)) for v in _ticks(x_lo, x_hi, integer=True)]
     y_ticks = [Tick(round(sy(v), 1), _fmt(v)) for v in _ticks(y_lo, y_hi)]
     last = "; ".join(f"{name} last {_fmt(values[-1][1])}" for name, values in series.items()
-                     if values)  # fmt: skip
+                     if values)
     summary = f"{title}: x from {_fmt(x_lo)} to {_fmt(x_hi)}, y from {_fmt(min(ys))} to " \
-              f"{_fmt(max(ys))}; {last}."  # fmt: skip
+              f"{_fmt(max(ys))}; {last}."
     return LineChart(title, frame, lines, x_ticks, y_ticks, summary)
 
 
@@ -152,7 +152,7 @@ def position_bias_chart(rows: Sequence, *, alpha: float = 0.05) -> BiasChart | N
         return None
     bar_height, gap = 18, 12
     frame = Frame(880, 28 + len(rows) * (bar_height + gap) + 24, left=130, right=230, top=20,
-                  bottom=24)  # fmt: skip
+                  bottom=24)
     sx = _scale(0.0, 1.0, frame.left, frame.left + frame.plot_width)
     bars = []
     for i, row in enumerate(rows):
@@ -164,13 +164,13 @@ def position_bias_chart(rows: Sequence, *, alpha: float = 0.05) -> BiasChart | N
             x=round(min(x, sx(0.5)), 1), width=round(max(abs(x - sx(0.5)), 1.5), 1),
             ci_x1=round(sx(low), 1), ci_x2=round(sx(high), 1), text=text,
             flagged=row.p_value < alpha,
-        ))  # fmt: skip
+        ))
     ticks = [Tick(round(sx(v), 1), f"{v:.0%}") for v in (0, 0.25, 0.5, 0.75, 1)]
     flagged = [b.label for b in bars if b.flagged]
     summary = "Left-pick share per annotator. " + (
         f"Significant position bias: {', '.join(flagged)}." if flagged else
         "No annotator differs significantly from 50%."
-    )  # fmt: skip
+    )
     return BiasChart(frame, round(sx(0.5), 1), bar_height, bars, ticks, summary)
 
 
@@ -206,7 +206,7 @@ def column_chart(points: Sequence[tuple[str, int]], *, title: str) -> ColumnChar
             x=round(frame.left + i * slot + slot * 0.15, 1), y=round(sy(value), 1),
             width=round(slot * 0.7, 1), height=round(frame.plot_bottom - sy(value), 1),
             label=label, value=value, show_label=(len(points) - 1 - i) % step == 0,
-        )  # fmt: skip
+        )
         for i, (label, value) in enumerate(points)
     ]
     total = sum(value for _, value in points)
@@ -258,7 +258,7 @@ def rating_chart(rows: Sequence, *, reference: float = 1000.0) -> IntervalChart 
                  has_interval=getattr(row, "has_interval", True),
                  provisional=getattr(row, "provisional", False))
         for i, row in enumerate(rows)
-    ]  # fmt: skip
+    ]
     ticks = [Tick(round(sx(v), 1), f"{v:.0f}") for v in _ticks(lo, hi, count=5)]
     best = rows[0]
     summary = f"{len(rows)} models; best {best.name} at {best.rating:.0f}."

@@ -45,7 +45,7 @@ class BrowserFilters:
             model_version=pick("model_version"), source=pick("source", SOURCES),
             agreement=pick("agreement", AGREEMENT), annotator=pick("annotator"),
             has_rationale=query.get("has_rationale") == "1", flagged=query.get("flagged") == "1",
-        )  # fmt: skip
+        )
 
     def as_query(self) -> dict[str, str]:
         """The filters as query parameters (what the keyset links repeat)."""
@@ -122,7 +122,7 @@ def judgment_page(
         ).values_list("judgment_id", flat=True)
     )
     return BrowserPage(rows=rows, next_after=rows[-1].pk if more else None, filters=filters,
-                       after=after, open_flags=flagged)  # fmt: skip
+                       after=after, open_flags=flagged)
 
 
 @dataclass

@@ -34,7 +34,7 @@ def bar_line(*, step: int, total: int, elapsed: float, detail: str = "") -> str:
     loss = LOSS.search(detail)
     tail = f"  loss {loss.group(1)}" if loss else ""
     return (f"[{'#' * filled}{'-' * (BAR_WIDTH - filled)}] step {step}/{total} "
-            f"{share:4.0%}  {left}{tail}")  # fmt: skip
+            f"{share:4.0%}  {left}{tail}")
 
 
 class BuildProgress:
@@ -52,7 +52,7 @@ class BuildProgress:
             if match:
                 step, total = int(match.group(1)), int(match.group(2))
                 bar = bar_line(step=step, total=total, elapsed=self.clock() - self.started,
-                               detail=match.group(3))  # fmt: skip
+                               detail=match.group(3))
                 self._emit(bar, in_place=True)
             elif line.strip():
                 self._emit(line, in_place=False)

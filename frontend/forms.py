@@ -14,7 +14,7 @@ from generation.feedback.constitution import MAX_PRINCIPLES, MAX_TEXT
 from training.rounds import config as round_config
 
 SIDES = (("left", "Left better"), ("right", "Right better"), ("tie", "Tie"),
-         ("both_bad", "Both bad"))  # fmt: skip
+         ("both_bad", "Both bad"))
 
 
 class _Verdict(forms.Form):
@@ -67,7 +67,7 @@ class RoundStartForm(forms.Form):
     policy = forms.ChoiceField(
         required=False, label="Start from model",
         help_text="Default: the model the last round made (needed for a first round).",
-    )  # fmt: skip
+    )
     algorithm = forms.ChoiceField(choices=[(a, a) for a in round_config.ALGORITHMS])
     labelling = forms.ChoiceField(
         choices=[(v, v) for v in round_config.LABELLINGS], initial="programmatic"
@@ -76,7 +76,7 @@ class RoundStartForm(forms.Form):
         required=False, max_length=300, label="Judge spec (optional)",
         help_text="Empty: the labelling's default judge, e.g. "
                   f"{round_config.DEFAULT_JUDGE['programmatic']}.",
-    )  # fmt: skip
+    )
     reference = forms.ChoiceField(
         choices=[(r, r) for r in round_config.REFERENCES], initial="previous"
     )
@@ -84,12 +84,12 @@ class RoundStartForm(forms.Form):
     min_pairs = forms.IntegerField(
         required=False, min_value=0, initial=0, label="Minimum training pairs",
         help_text="Fewer: a human-labelled round waits for more verdicts; others fail.",
-    )  # fmt: skip
+    )
     samples = forms.IntegerField(min_value=0, max_value=64, initial=4, label="Samples per prompt")
     hyperparameters = forms.CharField(
         required=False, widget=forms.Textarea(attrs={"rows": 4, "spellcheck": "false"}),
         label="Hyperparameters (JSON object)", help_text='e.g. {"lr": 5e-6, "epochs": 1}',
-    )  # fmt: skip
+    )
 
     def __init__(self, *args, policies: list[str] = (), **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -122,14 +122,14 @@ class ConstitutionVersionForm(forms.Form):
     note = forms.CharField(
         required=False, max_length=MAX_TEXT, label="What changed (note)",
         widget=forms.Textarea(attrs={"rows": 2}),
-    )  # fmt: skip
+    )
 
 
 class ConstitutionCreateForm(ConstitutionVersionForm):
     name = forms.SlugField(
         max_length=100, label="Name",
         help_text="Lower-case letters, digits, '-' or '_'; it cannot be changed later.",
-    )  # fmt: skip
+    )
     description = forms.CharField(
         required=False, max_length=MAX_TEXT, widget=forms.Textarea(attrs={"rows": 2})
     )
@@ -138,7 +138,7 @@ class ConstitutionCreateForm(ConstitutionVersionForm):
 
 PRINCIPLE_TEXTS = (("critique_request", "Critique request"),
                    ("revision_request", "Revision request"),
-                   ("comparison_question", "Comparison question"))  # fmt: skip
+                   ("comparison_question", "Comparison question"))
 REQUIRED = "Required (clear all of this principle's fields to remove it)."
 
 
@@ -147,22 +147,22 @@ class PrincipleForm(forms.Form):
     "no principle here": an empty group adds nothing and a cleared one is removed."""
 
     key = forms.CharField(required=False, max_length=60, label="Key",
-                          help_text="Lower-case letters, digits, '-' or '_'.")  # fmt: skip
+                          help_text="Lower-case letters, digits, '-' or '_'.")
     name = forms.CharField(required=False, max_length=100, label="Name")
     critique_request = forms.CharField(
         required=False, max_length=MAX_TEXT, label="Critique request",
         widget=forms.Textarea(attrs={"rows": 2}),
-    )  # fmt: skip
+    )
     revision_request = forms.CharField(
         required=False, max_length=MAX_TEXT, label="Revision request",
         widget=forms.Textarea(attrs={"rows": 2}),
-    )  # fmt: skip
+    )
     comparison_question = forms.CharField(
         required=False, max_length=MAX_TEXT, label="Comparison question",
         widget=forms.Textarea(attrs={"rows": 2}),
-    )  # fmt: skip
+    )
     weight = forms.FloatField(required=False, min_value=0, max_value=100, label="Weight",
-                              help_text="Relative sampling weight; empty means 1.")  # fmt: skip
+                              help_text="Relative sampling weight; empty means 1.")
 
     CONTENT = ("key", "name", "critique_request", "revision_request", "comparison_question")
 

@@ -71,7 +71,7 @@ def _generation_rows(project: Project, limit: int) -> list[JobRow]:
                   f"· {job.tasks_created} tasks",
             detail=detail, error=job.error, created_at=job.created_at,
             finished_at=job.finished_at,
-        ))  # fmt: skip
+        ))
     return rows
 
 
@@ -90,7 +90,7 @@ def _feedback_rows(model, project: Project, limit: int) -> list[JobRow]:
             kind="ai-feedback", id=job.pk, status=job.status, done=job.done, total=job.total,
             title=f"{job.get_kind_display()}{f' · {by}' if by else ''}", detail=detail,
             error=job.error, created_at=job.created_at, finished_at=job.finished_at,
-        ))  # fmt: skip
+        ))
     return rows
 
 
@@ -105,7 +105,7 @@ def _training_rows(project: Project, limit: int) -> list[JobRow]:
             title=f"{run.algorithm.upper()} · {run.policy.name} → {run.output_name}",
             detail=f"snapshot {run.snapshot.content_hash[:12]}", error=run.error,
             created_at=run.created_at, finished_at=run.finished_at,
-        ))  # fmt: skip
+        ))
     return rows
 
 

@@ -45,4 +45,4 @@ def _row(row, rank: int | None) -> BoardRow:
         rank=rank, name=row.name, rating=row.rating, ci_low=row.ci_low, ci_high=row.ci_high,
         has_interval=row.ci_high > row.ci_low, wins=row.wins, losses=row.losses,
         ties=row.ties, both_bad=row.both_bad, count=row.count,
-    )  # fmt: skip
+    )

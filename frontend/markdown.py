@@ -34,7 +34,7 @@ TAGS = {
     "p", "br", "hr", "strong", "em", "del", "s", "code", "pre", "span", "blockquote",
     "ul", "ol", "li", "h1", "h2", "h3", "h4", "h5", "h6", "a",
     "table", "thead", "tbody", "tr", "th", "td",
-}  # fmt: skip
+}
 ATTRIBUTES = {"a": {"href", "title"}, "img": {"src", "alt", "title"}, "ol": {"start"}}
 CLASSES = {"span": {"math", "math-display", "md-img-blocked"} | set(STANDARD_TYPES.values())}
 MATH_DELIMITERS = (("$$", "$$"), ("\\[", "\\]"), ("\\(", "\\)"))

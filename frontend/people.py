@@ -30,7 +30,7 @@ def _activity(model, *, project: Project, since: datetime) -> dict[int, dict]:
         model.objects.filter(task__project=project)
         .values("annotator_id")
         .annotate(n=Count("pk"), recent=Count("pk", filter=Q(created_at__gte=since)),
-                  last=Max("created_at"))  # fmt: skip
+                  last=Max("created_at"))
     )
     return {row["annotator_id"]: row for row in rows}
 
@@ -50,7 +50,7 @@ def member_rows(*, project: Project) -> list[MemberRow]:
             membership=membership, verdicts=sum(p["n"] for p in parts),
             verdicts_recent=sum(p["recent"] for p in parts),
             last_active=max(lasts) if lasts else None,
-        ))  # fmt: skip
+        ))
     return rows
 
 

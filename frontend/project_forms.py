@@ -22,7 +22,7 @@ SETTING_LABELS = {
     "auto_round_threshold": "Start a round automatically after this many new verdicts",
 }
 LIMITS = {"overlap": (1, 50), "max_overlap": (1, 50), "strength_levels": (1, 7),
-          "lease_seconds": (30, 86_400), "auto_round_threshold": (1, 10_000_000)}  # fmt: skip
+          "lease_seconds": (30, 86_400), "auto_round_threshold": (1, 10_000_000)}
 
 
 class ProjectSettingsForm(forms.Form):
@@ -58,7 +58,7 @@ class ProjectCreateForm(ProjectSettingsForm):
     slug = forms.SlugField(
         max_length=80, label="Short name (in addresses)",
         help_text="Lower-case letters, digits, '-' or '_'; it cannot be changed later.",
-    )  # fmt: skip
+    )
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)

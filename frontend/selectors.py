@@ -95,7 +95,7 @@ def throughput(*, project: Project, days: int = 14) -> Throughput:
         recent["hour"] += rows.filter(created_at__gte=now - timedelta(hours=1)).count()
         recent["day"] += rows.filter(created_at__gte=now - timedelta(days=1)).count()
     series = [(start + timedelta(days=i), per_day.get(start + timedelta(days=i), 0))
-              for i in range(days)]  # fmt: skip
+              for i in range(days)]
     return Throughput(days=series, last_hour=recent["hour"], last_day=recent["day"])
 
 
@@ -121,7 +121,7 @@ def annotator_table(*, report) -> list[AnnotatorRow]:
     gold = {g.username: g for g in report.gold}
     bias = {b.username: b for b in report.position_bias if b.annotator_id is not None}
     times = {(t.kind, t.username): t.median_ms / 1000 for t in report.time_on_task
-             if t.annotator_id is not None}  # fmt: skip
+             if t.annotator_id is not None}
     rows = []
     for name in sorted(set(pairwise) | set(binary) | set(gold)):
         p, g, b = pairwise.get(name), gold.get(name), bias.get(name)
@@ -135,5 +135,5 @@ def annotator_table(*, report) -> list[AnnotatorRow]:
             median_s_pairwise=times.get(("pairwise", name)),
             median_s_thumbs=times.get(("binary", name)),
             left_share=b.left_share if b else None, bias_p=b.p_value if b else None,
-        ))  # fmt: skip
+        ))
     return rows

@@ -33,7 +33,7 @@ class ModelVersionSerializer(serializers.ModelSerializer):
     class Meta:
         model = ModelVersion
         fields = ["id", "name", "project", "source", "parent", "version", "round_index", "notes",
-                  "created_at"]  # fmt: skip
+                  "created_at"]
 
 
 class GenerationJobSerializer(serializers.ModelSerializer):
@@ -51,7 +51,7 @@ class GenerationJobSerializer(serializers.ModelSerializer):
             "pairing", "judge", "batch_size", "status", "error", "cancel_requested", "backend",
             "worker", "celery_task_id", "progress", "responses_created", "tasks_created",
             "created_at", "started_at", "finished_at",
-        ]  # fmt: skip
+        ]
 
     def get_progress(self, job: GenerationJob) -> dict:
         return selectors.generation_job_progress(job=job)
@@ -61,7 +61,7 @@ class ModelVersionListApi(APIView):
     @extend_schema(parameters=[PROJECT_PARAM], responses=ModelVersionSerializer(many=True))
     def get(self, request: Request) -> Response:
         project = ownership.owner_for_read(user=request.user, slug=project_param(request),
-                                           what=MODELS)  # fmt: skip
+                                           what=MODELS)
         versions = selectors.model_version_list(project=project)
         return Response(ModelVersionSerializer(versions, many=True).data)
 
@@ -70,7 +70,7 @@ class ModelVersionDetailApi(APIView):
     @extend_schema(parameters=[PROJECT_PARAM], responses=ModelVersionSerializer)
     def get(self, request: Request, name: str) -> Response:
         project = ownership.owner_for_read(user=request.user, slug=project_param(request),
-                                           what=MODELS)  # fmt: skip
+                                           what=MODELS)
         version = selectors.model_version_get(name=name, project=project)
         return Response(ModelVersionSerializer(version).data)
 
@@ -87,10 +87,10 @@ class ModelVersionRegisterApi(APIView):
         notes = serializers.CharField(required=False, allow_blank=True, default="")
 
     @extend_schema(parameters=[PROJECT_PARAM], request=InputSerializer,
-                   responses={201: ModelVersionSerializer})  # fmt: skip
+                   responses={201: ModelVersionSerializer})
     def post(self, request: Request) -> Response:
         project = ownership.owner_for_write(user=request.user, slug=project_param(request),
-                                            what=MODELS)  # fmt: skip
+                                            what=MODELS)
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         d = data.validated_data
@@ -101,7 +101,7 @@ class ModelVersionRegisterApi(APIView):
         version = services.model_version_register_checked(
             name=d["name"], source=d["source"], parent_name=d["parent"],
             round_index=d.get("round_index"), notes=d["notes"], project=project,
-        )  # fmt: skip
+        )
         return Response(ModelVersionSerializer(version).data, status=status.HTTP_201_CREATED)
 
 
@@ -146,7 +146,7 @@ class GenerationJobCreateApi(APIView):
             sampling=d["sampling"], pairing_name=d["pairing"], tags=d["tags"], split=d["split"],
             lacking_candidates=d["lacking_candidates"], batch_size=d["batch_size"],
             judge=d["judge"], created_by=request.user,
-        )  # fmt: skip
+        )
         return Response(GenerationJobSerializer(job).data, status=status.HTTP_201_CREATED)
 
 

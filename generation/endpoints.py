@@ -50,7 +50,7 @@ def model_version_register_endpoint(
     *, name: str, endpoint_url: str, served_name: str, api_key_env: str = "",
     tokenizer_source: str = "", parent_name: str = "", round_index: int | None = None,
     notes: str = "", project: Project | None = None,
-) -> ModelVersion:  # fmt: skip
+) -> ModelVersion:
     """Register (idempotently) a model version served at an endpoint."""
     fields = endpoint_checked(
         endpoint_url=endpoint_url, served_name=served_name, api_key_env=api_key_env
@@ -58,7 +58,7 @@ def model_version_register_endpoint(
     version = services.model_version_register_checked(
         name=name, source=tokenizer_source, parent_name=parent_name, round_index=round_index,
         notes=notes, project=project,
-    )  # fmt: skip
+    )
     current = {key: getattr(version, key) for key in fields}
     if current == fields:
         return version
@@ -73,7 +73,7 @@ def model_version_endpoint_served(
     *, parent: ModelVersion, name: str, served_name: str, adapter_path: str,
     tokenizer_source: str, round_index: int | None = None, notes: str = "",
     metadata: dict | None = None,
-) -> ModelVersion:  # fmt: skip
+) -> ModelVersion:
     """Load a LoRA adapter into the server ``parent`` runs on, and register it as a version
     served there (a child of ``parent``). Idempotent: a loaded adapter is not reloaded."""
     backend = version_backend(parent)
@@ -82,7 +82,7 @@ def model_version_endpoint_served(
         name=name, endpoint_url=parent.endpoint_url, served_name=served_name,
         api_key_env=parent.api_key_env, tokenizer_source=tokenizer_source,
         parent_name=parent.name, round_index=round_index, notes=notes, project=parent.project,
-    )  # fmt: skip
+    )
     if metadata and any(version.metadata.get(k) != v for k, v in metadata.items()):
         version.metadata = {**version.metadata, **metadata}
         version.save(update_fields=["metadata"])

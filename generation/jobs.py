@@ -53,7 +53,7 @@ def _job_run(run: Running) -> None:
             continue  # stored before a crash
         run.stop_if_cancelled()
         _unit_run(job=job, index=index, version=version, prompt_ids=prompt_ids,
-                  sampling=sampling)  # fmt: skip
+                  sampling=sampling)
 
 
 def _units(job: GenerationJob) -> Iterator[Unit]:
@@ -69,14 +69,14 @@ def _units(job: GenerationJob) -> Iterator[Unit]:
 def sampling_key(sampling: SamplingConfig) -> str:
     """What besides the seed makes two samples different draws (n does not)."""
     data = {"temperature": sampling.temperature, "top_p": sampling.top_p,
-            "max_tokens": sampling.max_tokens}  # fmt: skip
+            "max_tokens": sampling.max_tokens}
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
 def _unit_run(
     *, job: GenerationJob, index: int, version: ModelVersion, prompt_ids: list[int],
     sampling: SamplingConfig,
-) -> None:  # fmt: skip
+) -> None:
     key = sampling_key(sampling)
     by_id = Prompt.objects.in_bulk(prompt_ids)
     prompts = [by_id[pk] for pk in prompt_ids if pk in by_id]  # deleted prompts drop out
@@ -84,7 +84,7 @@ def _unit_run(
         GeneratedSample.objects.filter(
             prompt_id__in=prompt_ids, model_version=version, seed=sampling.seed, sampling_key=key
         ).values_list("prompt_id", "sample_index")
-    )  # fmt: skip
+    )
     todo = [p for p in prompts if any((p.pk, i) not in have for i in range(sampling.n))]
     completions, seconds = _generate(job=job, version=version, prompts=todo, sampling=sampling)
     samples = [
@@ -93,10 +93,10 @@ def _unit_run(
         for p, row in zip(todo, completions, strict=True)
         for i, c in enumerate(row)
         if (p.pk, i) not in have
-    ]  # fmt: skip
+    ]
     with transaction.atomic():
         created = store.samples_store(job=job, version=version, seed=sampling.seed,
-                                      sampling_key=key, samples=samples)  # fmt: skip
+                                      sampling_key=key, samples=samples)
         tasks = store.tasks_get_or_create(
             project=job.project, pairs=_pairs(job=job, version=version, prompts=prompts, key=key)
         )
@@ -106,7 +106,7 @@ def _unit_run(
             tasks_created=F("tasks_created") + tasks,
             output_tokens=F("output_tokens") + sum(s.token_count for s in samples),
             engine_seconds=F("engine_seconds") + seconds,
-        )  # fmt: skip
+        )
     job.batches_done = index + 1
 
 
@@ -121,7 +121,7 @@ def _generate(
         completions = backend.generate([p.messages for p in prompts], sampling)
     except PromptTooLongError as exc:
         raise PromptTooLongError(f"prompt {prompts[exc.index].pk}: {exc}", index=exc.index,
-                                 length=exc.length, limit=exc.limit) from exc  # fmt: skip
+                                 length=exc.length, limit=exc.limit) from exc
     return completions, time.perf_counter() - started
 
 

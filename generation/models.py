@@ -19,7 +19,7 @@ class ModelVersion(models.Model):
     project = models.ForeignKey(
         "annotation.Project", null=True, blank=True, on_delete=models.CASCADE,
         related_name="model_versions", help_text=OWNER_HELP,
-    )  # fmt: skip
+    )
     name = models.SlugField(max_length=100)
     source = models.CharField(
         max_length=500, help_text="Local path of a Hugging Face model folder, or a hub id."
@@ -43,7 +43,7 @@ class ModelVersion(models.Model):
     api_key_env = models.CharField(
         max_length=100, blank=True,
         help_text="NAME of the environment variable holding the server's API key (never the key).",
-    )  # fmt: skip
+    )
 
     class Meta:
         ordering = ["created_at", "id"]
@@ -99,7 +99,7 @@ class GenerationJob(Job):
     opponent_version = models.ForeignKey(
         ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
         help_text="Head-to-head only: the other model version.",
-    )  # fmt: skip
+    )
     selection = models.JSONField(default=dict, blank=True, help_text="tags, split, lacking.")
     prompt_ids = models.JSONField(default=list)
     sampling = models.JSONField(default=dict, help_text="n, temperature, top_p, max_tokens, seed.")

@@ -32,7 +32,7 @@ SITE_WIDE_READERS_ONLY = "Only staff and project owners and reviewers read site-
 PROJECT_PARAM = OpenApiParameter(
     "project", OpenApiTypes.STR, required=False,
     description="Slug of the owning project; omit it for the site-wide objects.",
-)  # fmt: skip
+)
 
 
 def project_param(request: Request) -> str:
@@ -81,7 +81,7 @@ def visible_to(queryset: QuerySet, *, project: Project | None) -> QuerySet:
     if project is None:
         return queryset.filter(project__isnull=True)
     mine = Case(When(project=project, then=Value(0)), default=Value(1),
-                output_field=IntegerField())  # fmt: skip
+                output_field=IntegerField())
     return queryset.filter(Q(project=project) | Q(project__isnull=True)).alias(
         owner_rank=mine
     ).order_by("owner_rank", "pk")

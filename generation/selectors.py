@@ -58,7 +58,7 @@ def generation_job_get_for_owner(*, job_id: int, user: AbstractBaseUser) -> Gene
 def prompt_ids_select(
     *, project: Project, tags: list[str] | None = None, split: str = "",
     lacking_candidates: bool = False,
-) -> list[int]:  # fmt: skip
+) -> list[int]:
     """Prompt ids in creation order: any of ``tags`` (all prompts when none), one split,
     and with ``lacking_candidates`` only prompts with fewer than two responses."""
     prompts = Prompt.objects.filter(project=project)

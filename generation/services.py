@@ -69,7 +69,7 @@ def model_version_register(
     return ModelVersion.objects.create(
         project=project, name=name, source=source, parent=parent, version=version,
         round_index=round_index, notes=notes, metadata=metadata or {},
-    )  # fmt: skip
+    )
 
 
 @transaction.atomic
@@ -86,7 +86,7 @@ def model_version_name_reserve(*, project: Project, name: str) -> None:
 def model_version_register_checked(
     *, name: str, source: str, parent_name: str = "", round_index: int | None = None,
     notes: str = "", project: Project | None = None,
-) -> ModelVersion:  # fmt: skip
+) -> ModelVersion:
     """What owners and staff call (API, ``register_model``): a local path must be a model
     folder, the parent one the owner sees, the name not taken (by another source) nor
     reserved."""
@@ -101,7 +101,7 @@ def model_version_register_checked(
         return model_version_register(
             name=name, source=source, parent=parent, round_index=round_index, notes=notes,
             project=project,
-        )  # fmt: skip
+        )
     except ValueError as exc:
         raise InvalidInputError({"name": str(exc)}) from exc
 
@@ -121,7 +121,7 @@ def sampling_checked(sampling: dict) -> dict:
 def _pairing_checked(
     *, project: Project, model_version: ModelVersion, opponent_version: ModelVersion | None,
     pairing_name: str, n: int, judge: str,
-) -> None:  # fmt: skip
+) -> None:
     P = GenerationJob.Pairing
     if pairing_name not in P.values:
         unknown = f"unknown pairing {pairing_name!r}; expected {P.values}"
@@ -180,7 +180,7 @@ def generation_job_create(
         selection=selection, prompt_ids=prompt_ids, sampling=data, pairing=pairing_name,
         judge=judge, batch_size=batch_size, total=len(prompt_ids) * versions,
         created_by=created_by,
-    )  # fmt: skip
+    )
     if enqueue:
         prefloop_jobs.enqueue(job)  # to the ``gpu`` queue after commit
     return job

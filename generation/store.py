@@ -30,7 +30,7 @@ class NewSample:
 def samples_store(
     *, job: GenerationJob, version: ModelVersion, seed: int, sampling_key: str,
     samples: Sequence[NewSample],
-) -> int:  # fmt: skip
+) -> int:
     """Store samples (responses + unique sample keys); returns how many responses are new."""
     responses, created = _responses_get_or_create(job=job, version=version, samples=samples)
     existing = set(
@@ -38,7 +38,7 @@ def samples_store(
             prompt_id__in={s.prompt.pk for s in samples}, model_version=version, seed=seed,
             sampling_key=sampling_key,
         ).values_list("prompt_id", "sample_index")
-    )  # fmt: skip
+    )
     GeneratedSample.objects.bulk_create([
         GeneratedSample(
             prompt=s.prompt, model_version=version, seed=seed, sampling_key=sampling_key,
@@ -47,7 +47,7 @@ def samples_store(
         )
         for s, response in zip(samples, responses, strict=True)
         if (s.prompt.pk, s.sample_index) not in existing
-    ])  # fmt: skip
+    ])
     return created
 
 
@@ -70,7 +70,7 @@ def _responses_get_or_create(
                 sampling={**job.sampling, "sample_index": s.sample_index, "job": job.pk},
                 metadata={"token_count": s.token_count, "finish_reason": s.finish_reason,
                           "cumulative_logprob": s.cumulative_logprob},
-            )  # fmt: skip
+            )
     Response.objects.bulk_create(new.values())
     found.update(new)
     return [found[key] for key in keys], len(new)
@@ -98,7 +98,7 @@ def tasks_get_or_create(
             response_b=b,
             pair_key=key,
             overlap_wanted=project.overlap,
-        )  # fmt: skip
+        )
         for (kind, key), (a, b) in wanted.items()
         if (kind, key) not in existing
     ]

@@ -44,7 +44,7 @@ class RateLimitedModelBackend(ModelBackend):
     def authenticate(
         self, request: HttpRequest | None, username: str | None = None,
         password: str | None = None, **kwargs: Any,
-    ) -> AbstractBaseUser | None:  # fmt: skip
+    ) -> AbstractBaseUser | None:
         if request is None:  # not a web request (a command, a test's client.login)
             return super().authenticate(request, username, password, **kwargs)
         if username is None:
@@ -89,7 +89,7 @@ class LoginView(auth_views.LoginView):
         if not wait:
             return super().post(request, *args, **kwargs)
         context = self.get_context_data(form=self.get_form_class()(request),
-                                        locked_out=_locked_message(wait))  # fmt: skip
+                                        locked_out=_locked_message(wait))
         response = self.render_to_response(context, status=429)
         response["Retry-After"] = str(wait)
         return response

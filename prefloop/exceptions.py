@@ -73,19 +73,19 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         exc = exceptions.ValidationError(detail)
     if isinstance(exc, InvalidInputError):
         return Response({field: [text] for field, text in exc.fields.items()},
-                        status=exc.status_code)  # fmt: skip
+                        status=exc.status_code)
     if isinstance(exc, ApplicationError):
         headers = {"Retry-After": "5"} if isinstance(exc, ServiceUnavailableError) else None
         return Response({"detail": exc.message, **exc.extra}, status=exc.status_code,
-                        headers=headers)  # fmt: skip
+                        headers=headers)
     if isinstance(exc, (OperationalError, InterfaceError)):
         request = context.get("request")
         logger.warning("database unavailable on %s %s: %s", getattr(request, "method", "?"),
-                       getattr(request, "path", "?"), exc)  # fmt: skip
+                       getattr(request, "path", "?"), exc)
         return Response(
             {"detail": DATABASE_DOWN}, status=status.HTTP_503_SERVICE_UNAVAILABLE,
             headers={"Retry-After": "2"},
-        )  # fmt: skip
+        )
     return exception_handler(exc, context)
 
 

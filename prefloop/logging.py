@@ -32,7 +32,7 @@ PATTERNS = (
     # password=abc, "token": "abc", 'secret': 'abc'
     (re.compile(rf"(?i)\b((?:{SECRET_NAMES})[\"']?\s*[:=]\s*[\"']?)[^\s\"'&,;}})]+"),
      rf"\1{REDACTED}"),
-)  # fmt: skip
+)
 MIN_LITERAL = 6  # shorter configured "secrets" would redact ordinary words
 
 

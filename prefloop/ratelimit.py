@@ -62,7 +62,7 @@ def token_limit() -> Limit:
     return Limit(
         "token-ip", settings.PREFLOOP_TOKEN_MAX_FAILURES_PER_IP,
         settings.PREFLOOP_LOGIN_WINDOW_SECONDS,
-    )  # fmt: skip
+    )
 
 
 def client_ip(request: HttpRequest) -> str:
@@ -83,7 +83,7 @@ def wait_seconds(*checks: tuple[Limit, str]) -> int:
     now = _now()
     cache = caches["default"]
     waits = [limit.seconds_left(now) for limit, who in checks
-             if cache.get(limit.key(who, now), 0) >= limit.attempts]  # fmt: skip
+             if cache.get(limit.key(who, now), 0) >= limit.attempts]
     return max(waits, default=0)
 
 

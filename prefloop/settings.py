@@ -146,7 +146,7 @@ PREFLOOP_PASSWORD_RESET = env.bool(
     "PREFLOOP_PASSWORD_RESET",
     default=EMAIL_BACKEND not in (_CONSOLE_MAIL, "django.core.mail.backends.dummy.EmailBackend",
                                   "django.core.mail.backends.locmem.EmailBackend"),
-)  # fmt: skip
+)
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -292,7 +292,7 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_CONNECTION_TIMEOUT = env.float("CELERY_BROKER_CONNECTION_TIMEOUT", default=2.0)
 CELERY_TASK_PUBLISH_RETRY = True
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5,
-                                    "interval_max": 1.0}  # fmt: skip
+                                    "interval_max": 1.0}
 CELERY_TIMEZONE = TIME_ZONE
 # Running jobs (generation, AI feedback, training) touch their heartbeat every
 # PREFLOOP_JOB_HEARTBEAT_S; one silent for PREFLOOP_JOB_STALE_S (above the retry

@@ -84,7 +84,7 @@ class TrainingRunListCreateApi(APIView):
             reference=_model(v["reference"], project) if v.get("reference") else None,
             hyperparameters=v["hyperparameters"], output_name=v.get("output_name", ""),
             user=request.user, processes=v["processes"], nodes=v["nodes"],
-        )  # fmt: skip
+        )
         return Response(TrainingRunOutputSerializer(run).data, status=201)
 
 

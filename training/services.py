@@ -34,7 +34,7 @@ logger = logging.getLogger(__name__)
 
 PAIRED_FORMATS = ("trl-dpo", "trl-dpo-conversational")
 FORMATS_FOR = {"dpo": PAIRED_FORMATS, "ipo": PAIRED_FORMATS, "simpo": PAIRED_FORMATS,
-               "orpo": PAIRED_FORMATS, "kto": ("trl-kto",)}  # fmt: skip
+               "orpo": PAIRED_FORMATS, "kto": ("trl-kto",)}
 # Keys the platform sets itself; owners choose every other TrainConfig field.
 RESERVED = {"train_path", "policy_path", "reference_path", "output_dir", "resume", "algorithm"}
 TUNABLE = {f.name for f in fields(TrainConfig)} - RESERVED
@@ -120,7 +120,7 @@ def training_launch(run: TrainingRun) -> runner.Launch:
     return runner.Launch(
         processes=run.processes, nodes=run.nodes,
         rdzv_endpoint=settings.TRAINING_RDZV_ENDPOINT, rdzv_id=f"prefloop-run-{run.pk}",
-    )  # fmt: skip
+    )
 
 
 @transaction.atomic
@@ -154,7 +154,7 @@ def training_run_create(
         project=project, algorithm=algorithm, snapshot=snapshot, policy=policy,
         reference=reference or policy, hyperparameters=hyperparameters,
         output_name=output_name or "pending", created_by=user, processes=processes, nodes=nodes,
-    )  # fmt: skip
+    )
     if not output_name:
         run.output_name = f"{project.slug}-{algorithm}-run{run.pk}"[:100]
         generation_services.model_version_name_reserve(project=project, name=run.output_name)
@@ -195,7 +195,7 @@ def _execute(run: Running) -> None:
         config=trainer_config(job), run_dir=Path(job.run_dir), resume=job.attempts > 1,
         on_metric=lambda record: _record_metric(job.pk, record),
         should_cancel=lambda: _cancel_requested(job.pk), launch=training_launch(job),
-    )  # fmt: skip
+    )
     if outcome.cancelled:
         _end(run, TrainingRun.Status.CANCELLED, log_tail=outcome.log_tail)
     elif outcome.returncode != 0:
@@ -234,7 +234,7 @@ def _register_output(run: Running, *, log_tail: str) -> None:
             notes=f"{job.algorithm} on snapshot {job.snapshot.content_hash[:12]} (run {job.pk})",
             metadata={"training_run": job.pk, "summary": summary},
             project=job.project, reserved=True,
-        )  # fmt: skip
+        )
         status = TrainingRun.Status.SUCCEEDED
         _end(run, status, log_tail=log_tail, output_version=version, summary=summary)
 

@@ -140,5 +140,5 @@ class MemberSetApi(APIView):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         membership = project_services.member_role_set(project=project, by=request.user,
-                                                      **serializer.validated_data)  # fmt: skip
+                                                      **serializer.validated_data)
         return Response(MemberOutputSerializer(membership).data)

@@ -47,9 +47,9 @@ class InvitationCreateApi(APIView):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         invitation = invitations.invitation_create(project=project, inviter=request.user,
-                                                   **data.validated_data)  # fmt: skip
+                                                   **data.validated_data)
         return Response(InvitationOutputSerializer(invitation).data,
-                        status=status.HTTP_201_CREATED)  # fmt: skip
+                        status=status.HTTP_201_CREATED)
 
 
 class InvitationListApi(APIView):

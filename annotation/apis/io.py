@@ -49,7 +49,7 @@ class ImportJobSerializer(serializers.ModelSerializer):
         model = ImportJob
         fields = ["id", "status", "error", "source_name", "format", "partial", "rows_total",
                   "rows_done", "tasks_planned", "report", "cancel_requested", "created_at",
-                  "started_at", "finished_at", "url"]  # fmt: skip
+                  "started_at", "finished_at", "url"]
 
     def get_url(self, job: ImportJob) -> str:
         return reverse(
@@ -87,7 +87,7 @@ class ImportApi(APIView):
         report = imports.import_upload(
             project=project, upload=data["file"], fmt=data["format"], partial=data["partial"],
             created_by=request.user,
-        ).as_dict()  # fmt: skip
+        ).as_dict()
         if report["job"] is not None:  # large: a background job writes it
             job = import_jobs.import_job_get(project=project, pk=report["job"])
             return Response(ImportJobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
@@ -129,7 +129,7 @@ class SnapshotOutputSerializer(serializers.ModelSerializer):
     class Meta:
         model = ExportSnapshot
         fields = ["id", "format", "content_hash", "rows", "rules", "counts", "created_at",
-                  "download_url"]  # fmt: skip
+                  "download_url"]
 
     def get_rows(self, snapshot: ExportSnapshot) -> int:
         return int(snapshot.counts.get("rows", 0))
@@ -176,7 +176,7 @@ class ExportsApi(APIView):
         snapshot, created = exports.export_snapshot_create(
             project=project, user=request.user, fmt=serializer.validated_data["format"],
             rules=serializer.validated_data["rules"],
-        )  # fmt: skip
+        )
         code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
         return Response(SnapshotOutputSerializer(snapshot).data, status=code)
 
@@ -222,4 +222,4 @@ class ExportDownloadApi(APIView):
         if media.startswith("text/"):  # the writers write UTF-8; say so (spreadsheets guess)
             media += "; charset=utf-8"
         return FileResponse(path.open("rb"), as_attachment=True, filename=filename,
-                            content_type=media)  # fmt: skip
+                            content_type=media)

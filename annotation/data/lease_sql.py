@@ -91,7 +91,7 @@ def build(row: tuple) -> Task:
 def candidate_filter(
     *, project_id: int, kind: str, annotator_id: int, exclude_own: bool, now: datetime,
     skip: list[int],
-) -> tuple[str, list]:  # fmt: skip
+) -> tuple[str, list]:
     """The WHERE clause (and its parameters) of the annotator's acceptable open tasks."""
     where = _OPEN_FOR_ANNOTATOR
     params: list = [project_id, kind, _LEASED, when(now), annotator_id]
@@ -133,7 +133,7 @@ def candidate_lock(
     where, params = candidate_filter(
         project_id=project_id, kind=kind, annotator_id=annotator_id,
         exclude_own=exclude_own, now=now, skip=skip,
-    )  # fmt: skip
+    )
     locking = connection.features.has_select_for_update
     with rawsql.cursor() as cursor:
         if wait and locking:
@@ -159,7 +159,7 @@ def live_lease_count(*, task_id: int, now: datetime) -> int:
 def lease_insert_if_free(
     *, task_id: int, annotator_id: int, left_is_a: bool, now: datetime, expires_at: datetime,
     walk_from: str = "",
-) -> int | None:  # fmt: skip
+) -> int | None:
     """Insert a live lease if the task still has a free slot; returns its id or None.
 
     The task also moves to the back of its tier of the queue (``queue_key`` = now in

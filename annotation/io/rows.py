@@ -37,7 +37,7 @@ KIND_COLUMNS = {
 SPLIT_ALIASES = {
     "train": "train", "eval": "eval", "test": "eval",
     "validation": "eval", "valid": "eval", "dev": "eval",
-}  # fmt: skip
+}
 CSV_TRUE = {"true", "1", "yes"}
 CSV_FALSE = {"false", "0", "no"}
 MAX_TAG_CHARS = 100
@@ -154,7 +154,7 @@ def row_parse(
     parse = {
         PROMPT_ONLY: _prompt_only, PROMPT_RESPONSES: _prompt_responses,
         PREFERENCE: _preference, UNPAIRED: _unpaired,
-    }[kind]  # fmt: skip
+    }[kind]
     fields = parse(record, max_chars, csv)
     if len(fields.get("responses") or ()) > max_responses:
         raise RowError(

@@ -54,7 +54,7 @@ class ExportRules:
         for name, allowed in (
             ("vote", VOTES), ("ties", TIES), ("both_bad", BOTH_BAD),
             ("split", SPLITS), ("kto_sources", KTO_SOURCES),
-        ):  # fmt: skip
+        ):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"rule {name} must be one of {', '.join(allowed)}")
         for name in ("include_ai", "include_imported", "metadata_columns"):

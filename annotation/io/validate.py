@@ -112,7 +112,7 @@ def _records_validate(records: Iterator[Record], fmt: str, limits: ImportLimits)
                 record.data, kind=row_kind, line=record.line, where=record.where,
                 max_chars=limits.max_field_chars, csv=fmt == "csv",
                 max_responses=limits.max_responses_per_row,
-            )  # fmt: skip
+            )
             _contradiction_check(row, seen)
         except RowError as exc:
             validation.issues.append(Issue(record.line, record.where, str(exc)))

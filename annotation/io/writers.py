@@ -55,7 +55,7 @@ def _format(name: str, objective: str, conversational: bool) -> ExportFormat:
         metadata = {
             "prefloop_response_id": "int64", "prefloop_task_id": "int64",
             "prefloop_from": "string", "agreement": "float64", "n_votes": "int64",
-        }  # fmt: skip
+        }
     trainer = "DPOTrainer" if objective == "dpo" else "KTOTrainer"
     return ExportFormat(name, objective, conversational, trainer, columns, metadata)
 
@@ -133,7 +133,7 @@ def content_hash(data: bytes) -> str:
 
 
 def manifest(*, project: str, fmt: ExportFormat, rules: ExportRules, counts: dict,
-             digest: str) -> dict:  # fmt: skip
+             digest: str) -> dict:
     return {
         "prefloop_export": 1,
         "project": project,

@@ -53,7 +53,7 @@ def pairwise_verdicts(
     rows = Judgment.objects.filter(task__project=project, source__in=sources).values_list(
         "task_id", "annotator_id", "annotator__username", "choice", "strength",
         "shown_left", "time_spent_ms", "task__is_gold", "task__gold_answer",
-    )  # fmt: skip
+    )
     return [Verdict(*row) for row in rows]
 
 
@@ -63,7 +63,7 @@ def binary_verdicts(*, project: Project, sources: Sequence[str] = DEFAULT_SOURCE
     ).values_list(
         "task_id", "annotator_id", "annotator__username", "thumbs_up",
         "time_spent_ms", "task__is_gold", "task__gold_answer",
-    )  # fmt: skip
+    )
     return [
         Verdict(task, who, name, "up" if up else "down", 0, "", ms, gold, answer)
         for task, who, name, up, ms, gold, answer in rows

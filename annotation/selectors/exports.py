@@ -178,7 +178,7 @@ def _kto_from_pairwise(project, rules: ExportRules, excluded, tally, add) -> Non
 
 def _meta(outcome: aggregate.Outcome, *, task_id: int | None, source: str = "") -> dict:
     meta = {"prefloop_task_id": task_id, "agreement": round(outcome.agreement, 4),
-            "n_votes": outcome.votes}  # fmt: skip
+            "n_votes": outcome.votes}
     return {**meta, "prefloop_from": source} if source else meta
 
 

@@ -75,7 +75,7 @@ def bradley_terry_fit(
     return bradley_terry_solve(
         first=first, second=second, score=score, n_models=n_models, prior=prior,
         max_iter=max_iter, tol=tol,
-    ).ratings  # fmt: skip
+    ).ratings
 
 
 def bradley_terry_solve(

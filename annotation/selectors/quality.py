@@ -104,7 +104,7 @@ def kind_agreement(
     if ordinal_levels:
         levels = max([ordinal_levels] + [v.strength for v in verdicts])
         values = [(v.task_id, agreement.ordinal_value(choice=v.category, strength=v.strength))
-                  for v in verdicts]  # fmt: skip
+                  for v in verdicts]
         both_bad = sum(value is None for _, value in values)
         alpha_ordinal = agreement.krippendorff_alpha(
             units=values, domain=range(-levels, levels + 1), level="ordinal"

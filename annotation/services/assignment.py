@@ -125,13 +125,13 @@ def _lease_task(
         lease_id = lease_sql.lease_insert_if_free(
             task_id=task.pk, annotator_id=annotator.pk, left_is_a=left_is_a, now=now,
             expires_at=expires_at, walk_from=queue_walk.cursor_format(walk_from),
-        )  # fmt: skip
+        )
         if lease_id is not None:
             task.project = project
             return Assignment(
                 pk=lease_id, task=task, annotator=annotator, status=Assignment.Status.LEASED,
                 left_is_a=left_is_a, leased_at=now, expires_at=expires_at,
-            )  # fmt: skip
+            )
         stale.append(task.pk)  # a lease committed after our snapshot filled it
 
 

@@ -51,7 +51,7 @@ def export_snapshot_create(
     return export_snapshot_store(
         project=project, fmt=fmt, data=data, manifest=info, card=writers.dataset_card(info),
         rules=rules.as_dict(), user=user,
-    )  # fmt: skip
+    )
 
 
 def export_snapshot_store(
@@ -74,12 +74,12 @@ def export_snapshot_store(
     folder = snapshot_folder_write(
         root=Path(settings.DATA_DIR) / "exports", slug=project.slug, digest=digest,
         data=data, card=card, manifest=manifest,
-    )  # fmt: skip
+    )
     return ExportSnapshot.objects.get_or_create(
         project=project, format=fmt, content_hash=digest,
         defaults={"path": str(folder), "rules": rules, "counts": manifest["counts"],
                   "created_by": user},
-    )  # fmt: skip
+    )
 
 
 def export_snapshot_file(*, snapshot: ExportSnapshot, name: str = writers.DATA_FILE) -> Path:
@@ -98,7 +98,7 @@ def _csv_write(snapshot: ExportSnapshot, path: Path) -> None:
     """``data.csv``, made from ``data.jsonl`` on first request (spreadsheet-safe cells)."""
     source = export_snapshot_file(snapshot=snapshot)
     info = json.loads(export_snapshot_file(snapshot=snapshot, name=writers.MANIFEST_FILE)
-                      .read_text("utf-8"))  # fmt: skip
+                      .read_text("utf-8"))
     rows = [json.loads(line) for line in source.read_text("utf-8").splitlines() if line]
     data = writers.csv_bytes(rows, list(info["columns"]))
     handle, staging = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
@@ -122,7 +122,7 @@ def export_snapshot_write(*, snapshot: ExportSnapshot, out: Path) -> list[Path]:
     if out.suffix.lower() in JSONL_SUFFIXES:
         out.parent.mkdir(parents=True, exist_ok=True)
         targets = [out, out.with_name(f"{out.stem}.{writers.CARD_FILE}"),
-                   out.with_name(f"{out.stem}.{writers.MANIFEST_FILE}")]  # fmt: skip
+                   out.with_name(f"{out.stem}.{writers.MANIFEST_FILE}")]
         for src, target in zip((source, card, manifest), targets, strict=True):
             shutil.copyfile(src, target)
         return targets

@@ -51,7 +51,7 @@ def import_job_create(
             project=project, source_name=source_name[:255], format=fmt, partial=partial,
             path=str(stored), rows_total=rows, tasks_planned=tasks_planned,
             created_by=created_by if getattr(created_by, "pk", None) else None,
-        )  # fmt: skip
+        )
         jobs.enqueue(job)
     return job
 
@@ -97,7 +97,7 @@ def _write(run: jobs.Running) -> dict:
         project=job.project, rows=validation.rows, source=job.source_name,
         batch_seconds=settings.PREFLOOP_IMPORT_BATCH_SECONDS, start=job.rows_done,
         on_batch=progress,
-    )  # fmt: skip
+    )
     return _report(validation, before + counts, conflicts + issues, len(validation.rows))
 
 

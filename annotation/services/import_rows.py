@@ -124,7 +124,7 @@ def _responses_row_steps(project: Project, row: ImportRow, events: Counter) -> I
     prompt, created = content.prompt_get_or_create(
         project=project, messages=row.messages, tags=row.tags,
         split=row.split or Prompt.Split.TRAIN,
-    )  # fmt: skip
+    )
     events["prompts", created] += 1
     responses = []
     for text, model in row.responses:
@@ -154,7 +154,7 @@ def _row_write(project: Project, row: ImportRow, events: Counter, user, source: 
     prompt, created = content.prompt_get_or_create(
         project=project, messages=row.messages, tags=row.tags,
         split=row.split or Prompt.Split.TRAIN,
-    )  # fmt: skip
+    )
     events["prompts", created] += 1
     if row.kind == PROMPT_RESPONSES:
         responses = [_response(prompt, text, model, events) for text, model in row.responses]
@@ -176,7 +176,7 @@ def _response(prompt: Prompt, text: str, model: str, events: Counter) -> Respons
     response, created = content.response_get_or_create(
         prompt=prompt, text=text, source=Response.Source.IMPORTED,
         metadata={"model": model} if model else {},
-    )  # fmt: skip
+    )
     events["responses", created] += 1
     return response
 
@@ -222,7 +222,7 @@ def _judgment_import(task: Task, user, choice: str, source: str, events: Counter
     Judgment.objects.create(
         task=task, annotator=user, choice=choice, source=Judgment.Source.IMPORTED,
         metadata={"import": source},
-    )  # fmt: skip
+    )
     _done_count_bump(task)
     events["judgments", True] += 1
 
@@ -237,7 +237,7 @@ def _feedback_import(task, response, user, label: bool, source: str, events: Cou
     Feedback.objects.create(
         response=response, task=task, annotator=user, thumbs_up=label,
         source=Feedback.Source.IMPORTED, metadata={"import": source},
-    )  # fmt: skip
+    )
     _done_count_bump(task)
     events["feedback", True] += 1
 

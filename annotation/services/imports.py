@@ -96,7 +96,7 @@ def import_file(
     return import_validated(
         project=project, validation=validation, partial=partial,
         source=source_name or Path(path).name, batched=batched,
-    )  # fmt: skip
+    )
 
 
 def import_validated(
@@ -118,7 +118,7 @@ def import_validated(
         counts, issues = import_rows.rows_write_batched(
             project=project, rows=validation.rows, source=source,
             batch_seconds=settings.PREFLOOP_IMPORT_BATCH_SECONDS,
-        )  # fmt: skip
+        )
         return report_finish(report, rows=len(validation.rows), counts=counts, issues=issues)
     try:
         with transaction.atomic():
@@ -179,7 +179,7 @@ def _upload_import(project, path: Path, fmt: str, partial: bool, limits, name: s
         project=project, path=path, fmt=validation.format, partial=partial, source_name=name,
         rows=len(validation.rows), tasks_planned=writes - len(validation.rows),
         created_by=created_by,
-    )  # fmt: skip
+    )
     report.job = job.pk
     return report
 

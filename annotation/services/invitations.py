@@ -37,7 +37,7 @@ def invitation_create(
         project=project, username=username, role=role, inviter=inviter,
         token=secrets.token_urlsafe(32),
         expires_at=timezone.now() + timedelta(days=settings.PREFLOOP_INVITATION_DAYS),
-    )  # fmt: skip
+    )
 
 
 def _pending() -> QuerySet[Invitation]:
@@ -61,7 +61,7 @@ def _addressed(*, token: str, user: AbstractBaseUser) -> Invitation:
         _pending().select_for_update(of=("self",))
         .filter(token=token, username=user.get_username())
         .first()
-    )  # fmt: skip
+    )
     if invitation is None:
         raise NotFoundError(NOT_FOUND)
     return invitation

@@ -56,7 +56,7 @@ PROJECT_SETTINGS = (
     "name", "guidelines", "pairwise_enabled", "binary_enabled", "overlap", "max_overlap",
     "strength_levels", "allow_tie", "allow_both_bad", "lease_seconds", "exclude_own_responses",
     "allow_remote_images", "auto_round_threshold",
-)  # fmt: skip
+)
 OVERLAP_ABOVE_MAX = "overlap ({overlap}) cannot exceed max_overlap ({max_overlap})."
 NO_TASK_KIND = "Enable at least one task kind (pairwise or binary)."
 # One answer for "no such user", "a superuser" and "a role that needs their consent", so

@@ -68,7 +68,7 @@ def _own_assignment(request: HttpRequest, project: Project, assignment_id: int) 
 def _card_context(
     request: HttpRequest, project: Project, kind_slug: str, assignment: Assignment | None,
     error: str = "",
-) -> dict:  # fmt: skip
+) -> dict:
     return {
         "project": project,
         "kind_slug": kind_slug,
@@ -113,7 +113,7 @@ def task_page(request: HttpRequest, slug: str, kind_slug: str) -> HttpResponse:
 def _after_post(
     request: HttpRequest, project: Project, kind_slug: str, assignment: Assignment,
     error: ApplicationError | str | None,
-) -> HttpResponse:  # fmt: skip
+) -> HttpResponse:
     """Next card (fragment) or a redirect back to the page (no JavaScript)."""
     message = error.message if isinstance(error, ApplicationError) else (error or "")
     if not _wants_fragment(request):
@@ -148,7 +148,7 @@ def judgment_submit(request: HttpRequest, slug: str, assignment_id: int) -> Http
             assignment=assignment, annotator=request.user, choice=data["choice"],
             strength=data["strength"] or 1, rationale=data["rationale"],
             time_spent_ms=data["time_spent_ms"], idempotency_key=data["idempotency_key"] or None,
-        )  # fmt: skip
+        )
     except ApplicationError as exc:
         return _after_post(request, project, "pairwise", assignment, exc)
     return _after_post(request, project, "pairwise", assignment, None)
@@ -168,7 +168,7 @@ def feedback_submit(request: HttpRequest, slug: str, assignment_id: int) -> Http
             assignment=assignment, annotator=request.user, thumbs_up=data["thumbs"] == "up",
             rationale=data["rationale"], time_spent_ms=data["time_spent_ms"],
             idempotency_key=data["idempotency_key"] or None,
-        )  # fmt: skip
+        )
     except ApplicationError as exc:
         return _after_post(request, project, "thumbs", assignment, exc)
     return _after_post(request, project, "thumbs", assignment, None)

@@ -28,7 +28,7 @@ def _readable(request: HttpRequest, slug: str) -> tuple[Project, Membership]:
 
 def _context(membership: Membership, **extra) -> dict:
     return {"project": membership.project, "membership": membership,
-            "is_owner": membership.role == Membership.Role.OWNER, **extra}  # fmt: skip
+            "is_owner": membership.role == Membership.Role.OWNER, **extra}
 
 
 def _after(request: HttpRequest) -> int | None:
@@ -43,7 +43,7 @@ def browser(request: HttpRequest, slug: str) -> HttpResponse:
     filters = data_browser.BrowserFilters.from_query(request.GET)
     page = data_browser.judgment_page(project=project, filters=filters, after=_after(request))
     context = _context(membership, page=page, query=filters.as_query(),
-                       sources=data_browser.SOURCES)  # fmt: skip
+                       sources=data_browser.SOURCES)
     return render(request, "frontend/owner/data_browser.html", context)
 
 

@@ -62,17 +62,17 @@ def constitution_list(request: HttpRequest, slug: str) -> HttpResponse:
                 name=form.cleaned_data["name"], description=form.cleaned_data["description"],
                 note=form.cleaned_data["note"], principles=principles, created_by=request.user,
                 project=project,
-            ))  # fmt: skip
+            ))
             if version is not None:
                 messages.success(request, f"Constitution {version.constitution.name} created "
-                                          f"(version {version.number}).")  # fmt: skip
+                                          f"(version {version.number}).")
                 return redirect("frontend:constitutions", slug=project.slug)
     if not posted:  # made on first view, as the API's list does; a POST writes only its own
         services.constitution_default_get_or_create()
     rows = [_row(request, membership, c) for c in selectors.constitution_list(project=project)]
     status = 400 if form is not None and form.is_bound and not form.is_valid() else 200
     response = _page(request, "frontend/owner/constitutions.html", membership, rows=rows,
-                     form=form, groups=groups)  # fmt: skip
+                     form=form, groups=groups)
     response.status_code = status
     return response
 
@@ -106,7 +106,7 @@ def constitution_edit(request: HttpRequest, slug: str, name: str) -> HttpRespons
             version = _saved(form, groups, lambda principles: services.constitution_version_create(
                 constitution=constitution, note=form.cleaned_data["note"],
                 principles=principles, created_by=request.user,
-            ))  # fmt: skip
+            ))
             if version is not None:
                 messages.success(request, f"Saved {constitution.name} version {version.number}.")
                 return redirect("frontend:constitutions", slug=project.slug)
@@ -115,7 +115,7 @@ def constitution_edit(request: HttpRequest, slug: str, name: str) -> HttpRespons
         request, "frontend/owner/constitution_edit.html", membership, constitution=constitution,
         latest=latest, principles=list(latest.principles.all()) if latest else [],
         may_edit=may_edit, is_default=name == DEFAULT_NAME, form=form, groups=groups,
-    )  # fmt: skip
+    )
     response.status_code = status
     return response
 
@@ -140,4 +140,4 @@ def _row(request: HttpRequest, membership: Membership, constitution: Constitutio
     latest = versions[-1] if versions else None
     return {"constitution": constitution, "latest": latest, "count": len(versions),
             "principles": list(latest.principles.all()) if latest else [],
-            "may_edit": _may_edit(request, membership, constitution)}  # fmt: skip
+            "may_edit": _may_edit(request, membership, constitution)}

@@ -55,18 +55,18 @@ def import_page(request: HttpRequest, slug: str) -> HttpResponse:
                 project=project, upload=form.cleaned_data["file"],
                 fmt=form.cleaned_data["format"], partial=form.cleaned_data["partial"],
                 created_by=request.user,
-            ).as_dict()  # fmt: skip
+            ).as_dict()
             status = 200 if report["imported"] else 400
             if report["job"] is not None:  # large: a background job writes it
                 messages.info(request, BACKGROUND.format(
-                    rows=report["rows_valid"], job=report["job"], slug=project.slug))  # fmt: skip
+                    rows=report["rows_valid"], job=report["job"], slug=project.slug))
                 return redirect("frontend:import", slug=project.slug)
         except ApplicationError as exc:
             error, status = exc.message, exc.status_code
     elif posted:
         status = 400
     context = _context(membership, form=form, report=report, error=error,
-                       errors_shown=ERRORS_SHOWN)  # fmt: skip
+                       errors_shown=ERRORS_SHOWN)
     return render(request, "frontend/owner/import.html", context, status=status)
 
 
@@ -80,7 +80,7 @@ def export_page(request: HttpRequest, slug: str) -> HttpResponse:
             snapshot, created = exports.export_snapshot_create(
                 project=project, fmt=form.cleaned_data["format"], rules=form.export_rules(),
                 user=request.user,
-            )  # fmt: skip
+            )
         except (ApplicationError, ValueError) as exc:
             form.add_error(None, getattr(exc, "message", str(exc)))
         else:

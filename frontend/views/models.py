@@ -36,7 +36,7 @@ def _register(project: Project, data: dict):
     return services.model_version_register_checked(
         name=data["name"], source=data["source"], parent_name=data["parent"],
         notes=data["notes"], project=project,
-    )  # fmt: skip
+    )
 
 
 @require_http_methods(["GET", "POST"])
@@ -65,8 +65,8 @@ def models_page(request: HttpRequest, slug: str) -> HttpResponse:
     )
     for version in versions:  # the last metrics of the run that made it
         version.run_metrics = {k: v for k, v in (summaries.get(version.pk) or {}).items()
-                               if isinstance(v, (int, float))}  # fmt: skip
+                               if isinstance(v, (int, float))}
     context = {"project": project, "membership": membership, "is_owner": is_owner,
-               "versions": versions, "form": form}  # fmt: skip
+               "versions": versions, "form": form}
     status = 400 if form.errors else 200
     return render(request, "frontend/owner/models.html", context, status=status)

@@ -33,7 +33,7 @@ from training.rounds import selectors as round_selectors
 from training.rounds import services as round_services
 
 METRIC_TITLES = {"loss": "Loss", "reward_accuracy": "Reward accuracy",
-                 "reward_margin": "Reward margin", "kl": "KL to reference"}  # fmt: skip
+                 "reward_margin": "Reward margin", "kl": "KL to reference"}
 
 
 def _readable(request: HttpRequest, slug: str) -> tuple[Project, Membership]:
@@ -44,7 +44,7 @@ def _readable(request: HttpRequest, slug: str) -> tuple[Project, Membership]:
 
 def _page(request: HttpRequest, template: str, membership: Membership, **context) -> HttpResponse:
     context |= {"project": membership.project, "membership": membership,
-                "is_owner": membership.role == Membership.Role.OWNER}  # fmt: skip
+                "is_owner": membership.role == Membership.Role.OWNER}
     return render(request, template, context)
 
 
@@ -61,7 +61,7 @@ def dashboard(request: HttpRequest, slug: str) -> HttpResponse:
         bias_chart=charts.position_bias_chart(report.position_bias),
         flow_chart=charts.column_chart(days, title="Human verdicts per day"),
         annotators=selectors.annotator_table(report=report),
-    )  # fmt: skip
+    )
 
 
 @require_GET
@@ -72,7 +72,7 @@ def leaderboard(request: HttpRequest, slug: str) -> HttpResponse:
     rows = leaderboard_display.board_rows(board.rows)
     return _page(request, "frontend/owner/leaderboard.html", membership, rows=rows,
                  intervals=board.intervals, chart=charts.rating_chart(rows),
-                 min_games=settings.PREFLOOP_LEADERBOARD_MIN_GAMES)  # fmt: skip
+                 min_games=settings.PREFLOOP_LEADERBOARD_MIN_GAMES)
 
 
 @require_http_methods(["GET", "POST"])
@@ -97,12 +97,12 @@ def rounds(request: HttpRequest, slug: str) -> HttpResponse:
     table = round_selectors.round_table(project=project)
     all_series = job_selectors.run_series(project=project)
     runs = [{"run": series, "charts": _metric_charts(f"run{series.run_id}", series.metrics)}
-            for series in all_series]  # fmt: skip
+            for series in all_series]
     summary = _metric_charts("rounds", job_selectors.round_summary(all_series))
     context = {"project": project, "membership": membership, "is_owner": is_owner,
                "runs": runs, "summary": summary if len(all_series) > 1 else [],
                "round_rows": _round_rows(project=project, table=table),
-               "round_plot": _round_plot(table, title=project.slug), "form": form}  # fmt: skip
+               "round_plot": _round_plot(table, title=project.slug), "form": form}
     return render(request, "frontend/owner/rounds.html", context, status=status)
 
 
@@ -129,14 +129,14 @@ def _round_started(request: HttpRequest, *, project: Project, form: RoundStartFo
             policy=model_version_get(name=name, project=project) if name else None,
             created_by=request.user,
             allowed_judge_modules=feedback_conf.allowed_judge_modules(),
-        )  # fmt: skip
+        )
     except (ApplicationError, ValidationError, JudgeError) as exc:
         form.add_error(None, _message(exc))
         return False
     count = form.cleaned_data["rounds"]
     chained = f" (chain of {count})" if count > 1 else ""
     messages.success(request, f"Round {rnd.index}{chained} started: {rnd.algorithm}, "
-                              f"{rnd.labelling} labels, from {rnd.policy}.")  # fmt: skip
+                              f"{rnd.labelling} labels, from {rnd.policy}.")
     return True
 
 
@@ -154,14 +154,14 @@ def _round_rows(*, project: Project, table: list) -> list[dict]:
     return [{"row": row, "step": steps.get(row.index, ""),
              "seconds": [(name, row.seconds.get(name)) for name in round_selectors.TABLE_STEPS],
              "total": sum(s for s in row.seconds.values() if s is not None)}
-            for row in table]  # fmt: skip
+            for row in table]
 
 
 def _round_plot(table: list, *, title: str) -> str:
     """The rounds plot (matplotlib SVG) as a ``data:`` URI for an ``<img>``: an image
     document runs no script and its inline styles are outside the page's CSP."""
     if not any(row.accuracy is not None or row.win_rate is not None or row.kl is not None
-               or row.mean_tokens is not None for row in table):  # fmt: skip
+               or row.mean_tokens is not None for row in table):
         return ""
     from training.rounds import plot as round_plot  # matplotlib: loaded when first drawn
 

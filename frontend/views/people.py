@@ -59,7 +59,7 @@ def people(request: HttpRequest, slug: str) -> HttpResponse:
         "invitations": invitation_services.invitation_list_for_project(project=project)
         if is_owner else [],
         "mail": settings.PREFLOOP_PASSWORD_RESET,
-    }  # fmt: skip
+    }
     status = 400 if add.errors or invite.errors else 200
     return render(request, "frontend/owner/people.html", context, status=status)
 
@@ -73,7 +73,7 @@ def _added(request: HttpRequest, *, project, form: MemberAddForm) -> bool:
         form.add_error(None, exc.message)
         return False
     messages.success(request, f"{form.cleaned_data['username']} is now "
-                              f"{form.cleaned_data['role']} of {project.name}.")  # fmt: skip
+                              f"{form.cleaned_data['role']} of {project.name}.")
     return True
 
 
@@ -94,7 +94,7 @@ def _invited(request: HttpRequest, *, project, form: InviteForm) -> bool:
                     f"{invitation.role}. Sign in as {invitation.username} and accept it "
                     f"here: {link}",
             from_email=None, recipient_list=[data["email"]],
-        )  # fmt: skip
+        )
         said += f" A link was sent to {data['email']}."
     messages.success(request, said)
     return True
@@ -121,7 +121,7 @@ def member_role(request: HttpRequest, slug: str, user_id: int) -> HttpResponse:
         project_services.member_role_set(
             project=project, username=user.get_username(), role=form.cleaned_data["role"],
             by=request.user,
-        )  # fmt: skip
+        )
     except ApplicationError as exc:
         messages.error(request, exc.message)
     else:
@@ -161,7 +161,7 @@ def profile(request: HttpRequest) -> HttpResponse:
     context = {"token": people_data.token_get(user=request.user), "new_key": new_key,
                "invitations": invitation_services.invitation_list_for_user(user=request.user),
                "memberships": Membership.objects.filter(user=request.user)
-               .select_related("project").order_by("project__name")}  # fmt: skip
+               .select_related("project").order_by("project__name")}
     return render(request, "frontend/profile.html", context)
 
 
@@ -172,7 +172,7 @@ def invitation_answer(request: HttpRequest, token: str, answer: str) -> HttpResp
         if answer == "accept":
             membership = invitation_services.invitation_accept(token=token, user=request.user)
             messages.success(request, f"You joined {membership.project.name} as "
-                                      f"{membership.role}.")  # fmt: skip
+                                      f"{membership.role}.")
         else:
             invitation_services.invitation_decline(token=token, user=request.user)
             messages.success(request, "Invitation declined.")

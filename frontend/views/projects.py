@@ -57,7 +57,7 @@ def project_create(request: HttpRequest) -> HttpResponse:
             form.add_error(None, exc.message)
         else:
             messages.success(request, f"Project {project.name} created. Next: add people, "
-                                      "then import prompts.")  # fmt: skip
+                                      "then import prompts.")
             return redirect("frontend:people", slug=project.slug)
     status = 400 if form.is_bound and form.errors else 200
     context = {"form": form, "preview": _preview(request)}
@@ -82,7 +82,7 @@ def project_settings(request: HttpRequest, slug: str) -> HttpResponse:
             messages.success(request, f"Settings saved ({said}).")
             return redirect("frontend:project-settings", slug=project.slug)
     context = {"project": project, "membership": membership, "is_owner": True, "form": form,
-               "preview": _preview(request)}  # fmt: skip
+               "preview": _preview(request)}
     status = 400 if form.is_bound and form.errors else 200
     return render(request, "frontend/owner/project_settings.html", context, status=status)
 

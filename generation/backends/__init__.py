@@ -36,7 +36,7 @@ __all__ = [
     "BACKENDS", "BackendError", "Completion", "GenerationBackend", "InvalidSamplingError",
     "ModelLoadError", "ModelTooLargeError", "OptionRequest", "PromptTooLongError",
     "SamplingConfig", "Score", "ScoreRequest", "active_backend", "close_backend", "get_backend",
-]  # fmt: skip
+]
 
 logger = logging.getLogger(__name__)
 

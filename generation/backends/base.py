@@ -73,7 +73,7 @@ class SamplingConfig:
              "max_tokens must be a positive integer"),
             (self.seed is None or (isinstance(self.seed, int) and 0 <= self.seed <= MAX_SEED),
              f"seed must be an integer 0..{MAX_SEED} or null"),
-        ]  # fmt: skip
+        ]
         for ok, message in checks:
             if not ok:
                 raise InvalidSamplingError(f"invalid sampling: {message}")
@@ -214,7 +214,7 @@ def check_prompt_lengths(prompts: Sequence[Sequence[int]], limit: int, *, room: 
                 f"prompt is {len(ids)} tokens but the model's context is {limit} tokens "
                 f"(at least {room} must be left to {'generate' if room else 'score'})",
                 index=index, length=len(ids), limit=limit,
-            )  # fmt: skip
+            )
 
 
 def request_seed(seed: int, prompt_ids: Sequence[int]) -> int:

@@ -43,11 +43,11 @@ class FakeBackend:
         return Completion(
             text=" ".join(words), token_ids=tuple(digest[: len(words)]), token_count=len(words),
             cumulative_logprob=-float(len(words)), finish_reason="stop",
-        )  # fmt: skip
+        )
 
     def score(self, requests: Sequence[ScoreRequest]) -> list[Score]:
         return [Score(logprob=-float(len(r.continuation)), token_count=len(r.continuation))
-                for r in requests]  # fmt: skip
+                for r in requests]
 
     def option_logprobs(self, requests: Sequence[OptionRequest]) -> list[dict[str, float]]:
         return [{o: -float(i + 1) for i, o in enumerate(r.options)} for r in requests]

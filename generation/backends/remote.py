@@ -63,16 +63,16 @@ class RemoteBackend:
         self, model: str, *, base_url: str, served_name: str, api_key_env: str = "",
         tokenizer: str | None = None, max_in_flight: int = 16, timeout: float = 120.0,
         retries: int = 6, backoff: float = 0.5,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.model, self.served_name = model, served_name
         self.client = RemoteClient(
             base_url=base_url, api_key=_api_key(api_key_env), max_in_flight=max_in_flight,
             timeout=timeout, retry=RetryPolicy(attempts=max(1, retries + 1), backoff=backoff),
-        )  # fmt: skip
+        )
         self.is_vllm, self.max_context = self._probe()
         self.tokenizer = _load_tokenizer(tokenizer if tokenizer is not None else model)
         logger.info("remote backend %s (%s) at %s: %s mode, %s", served_name, model, base_url,
-                    "token" if self.tokenizer else "chat", sorted(self.capabilities))  # fmt: skip
+                    "token" if self.tokenizer else "chat", sorted(self.capabilities))
 
     def _probe(self) -> tuple[bool, int]:
         try:
@@ -129,7 +129,7 @@ class RemoteBackend:
 
     def _sampling_fields(self, sampling: SamplingConfig, copies: int, room: int) -> dict:
         return {"model": self.served_name, "n": copies, "temperature": sampling.temperature,
-                "top_p": sampling.top_p, "max_tokens": min(sampling.max_tokens, room)}  # fmt: skip
+                "top_p": sampling.top_p, "max_tokens": min(sampling.max_tokens, room)}
 
     def _token_payload(self, ids: list[int], sampling: SamplingConfig, copies: int) -> dict:
         payload = self._sampling_fields(sampling, copies, self.max_context - len(ids))
@@ -160,7 +160,7 @@ class RemoteBackend:
             text=choice["text"], token_ids=tuple(ids), token_count=len(ids),
             cumulative_logprob=None if not logprobs else float(sum(logprobs)),
             finish_reason=_finish(choice),
-        )  # fmt: skip
+        )
 
     # --- scoring ---------------------------------------------------------------------
 
@@ -172,7 +172,7 @@ class RemoteBackend:
             {"model": self.served_name, "prompt": full, "max_tokens": 1, "temperature": 0,
              "prompt_logprobs": 0}
             for full, _ in pairs
-        ]  # fmt: skip
+        ]
         answers = self.client.post_all("/v1/completions", payloads)
         scores = []
         for (full, cut), answer in zip(pairs, answers, strict=True):
@@ -199,7 +199,7 @@ class RemoteBackend:
              "logprobs": len(option_ids), "logprob_token_ids": option_ids,
              "return_tokens_as_token_ids": True}
             for ids, option_ids in zip(prompts, labels, strict=True)
-        ]  # fmt: skip
+        ]
         answers = self.client.post_all("/v1/completions", payloads)
         result = []
         for r, ids, answer in zip(requests, labels, answers, strict=True):
@@ -275,4 +275,4 @@ def _chat_completion(choice: dict) -> Completion:
         token_count=len(ids) or len(content),
         cumulative_logprob=float(sum(c["logprob"] for c in content)) if content else None,
         finish_reason=_finish(choice),
-    )  # fmt: skip
+    )

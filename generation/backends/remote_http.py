@@ -60,7 +60,7 @@ class RemoteClient:
     def __init__(
         self, *, base_url: str, api_key: str | None = None, max_in_flight: int = 16,
         timeout: float = 120.0, connect_timeout: float = 10.0, retry: RetryPolicy | None = None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         if max_in_flight < 1:
             raise BackendError("max_in_flight must be at least 1")
         self.base_url = base_url.rstrip("/")
@@ -134,7 +134,7 @@ class RemoteClient:
             if attempt + 1 < attempts:
                 wait = self.retry.wait(attempt, retry_after)
                 logger.warning("%s%s failed (%s); retry %d/%d in %.1f s", self.base_url, path,
-                               last, attempt + 1, attempts - 1, wait)  # fmt: skip
+                               last, attempt + 1, attempts - 1, wait)
                 self.retries_done += 1
                 await asyncio.sleep(wait)
         raise RemoteUnavailableError(

@@ -37,7 +37,7 @@ class VLLMServer:
         self, model: str, *, served_name: str, port: int | None = None, dtype: str = "float32",
         enforce_eager: bool = True, kv_cache_gib: float = 1.0, enable_lora: bool = False,
         max_lora_rank: int = 16, log_path: Path | None = None, extra_args: tuple[str, ...] = (),
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.model, self.served_name = model, served_name
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -53,7 +53,7 @@ class VLLMServer:
             *(["--enforce-eager"] if enforce_eager else []),
             *(["--enable-lora", "--max-lora-rank", str(max_lora_rank)] if enable_lora else []),
             *extra_args,
-        ]  # fmt: skip
+        ]
         self.process: subprocess.Popen | None = None
 
     def _env(self) -> dict[str, str]:
@@ -69,12 +69,12 @@ class VLLMServer:
         self.process = subprocess.Popen(
             self.args, stdout=log, stderr=subprocess.STDOUT, env=self._env(),
             start_new_session=True,
-        )  # fmt: skip
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise ModelLoadError(f"vllm serve exited with {self.process.returncode}; "
-                                     f"see {self.log_path or 'its output'}")  # fmt: skip
+                                     f"see {self.log_path or 'its output'}")
             if self.ready():
                 return self
             time.sleep(1.0)

@@ -40,7 +40,7 @@ class PrincipleSerializer(serializers.ModelSerializer):
     class Meta:
         model = Principle
         fields = ["key", "name", "critique_request", "revision_request", "comparison_question",
-                  "weight"]  # fmt: skip
+                  "weight"]
 
 
 class ConstitutionVersionSerializer(serializers.ModelSerializer):
@@ -60,7 +60,7 @@ class JudgeSerializer(serializers.ModelSerializer):
     class Meta:
         model = Judge
         fields = ["id", "name", "kind", "model_version", "constitution_version", "callable_path",
-                  "settings", "annotator", "created_at"]  # fmt: skip
+                  "settings", "annotator", "created_at"]
 
 
 class FeedbackJobSerializer(serializers.ModelSerializer):
@@ -77,7 +77,7 @@ class FeedbackJobSerializer(serializers.ModelSerializer):
             "selection", "options", "batch_size", "seed", "status", "error", "cancel_requested",
             "backend", "worker", "celery_task_id", "attempts", "progress", "labelled", "routed",
             "skipped", "revisions", "created_at", "started_at", "finished_at",
-        ]  # fmt: skip
+        ]
 
     def get_progress(self, job: FeedbackJob) -> dict:
         return selectors.feedback_job_progress(job=job)
@@ -89,7 +89,7 @@ class CritiqueTraceSerializer(serializers.ModelSerializer):
     class Meta:
         model = CritiqueTrace
         fields = ["id", "prompt", "response", "revision", "constitution_version", "seed",
-                  "rounds", "outcome", "task", "created_at"]  # fmt: skip
+                  "rounds", "outcome", "task", "created_at"]
 
 
 def _version(name: str, number: int | None, project) -> ConstitutionVersion | None:
@@ -100,17 +100,17 @@ def _version(name: str, number: int | None, project) -> ConstitutionVersion | No
 
 def _constitution_reader(request: Request):
     return ownership.owner_for_read(user=request.user, slug=project_param(request),
-                                    what=CONSTITUTIONS, site_wide_open=True)  # fmt: skip
+                                    what=CONSTITUTIONS, site_wide_open=True)
 
 
 class ConstitutionListApi(APIView):
     @extend_schema(parameters=[PROJECT_PARAM],
-                   responses=ConstitutionVersionSerializer(many=True))  # fmt: skip
+                   responses=ConstitutionVersionSerializer(many=True))
     def get(self, request: Request) -> Response:
         project = _constitution_reader(request)
         constitutions.constitution_default_get_or_create()
         latest = [c.versions.order_by("-number").first()
-                  for c in selectors.constitution_list(project=project)]  # fmt: skip
+                  for c in selectors.constitution_list(project=project)]
         return Response(ConstitutionVersionSerializer([v for v in latest if v], many=True).data)
 
 
@@ -123,14 +123,14 @@ class ConstitutionCreateApi(APIView):
         principles = serializers.ListField(child=serializers.DictField())
 
     @extend_schema(parameters=[PROJECT_PARAM], request=InputSerializer,
-                   responses={201: ConstitutionVersionSerializer})  # fmt: skip
+                   responses={201: ConstitutionVersionSerializer})
     def post(self, request: Request) -> Response:
         project = ownership.owner_for_write(user=request.user, slug=project_param(request),
-                                            what=CONSTITUTIONS)  # fmt: skip
+                                            what=CONSTITUTIONS)
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         version = constitutions.constitution_create(created_by=request.user, project=project,
-                                                    **data.validated_data)  # fmt: skip
+                                                    **data.validated_data)
         return Response(ConstitutionVersionSerializer(version).data, status=status.HTTP_201_CREATED)
 
 
@@ -149,16 +149,16 @@ class ConstitutionVersionCreateApi(APIView):
         principles = serializers.ListField(child=serializers.DictField())
 
     @extend_schema(parameters=[PROJECT_PARAM], request=InputSerializer,
-                   responses={201: ConstitutionVersionSerializer})  # fmt: skip
+                   responses={201: ConstitutionVersionSerializer})
     def post(self, request: Request, name: str) -> Response:
         project = ownership.owner_for_write(user=request.user, slug=project_param(request),
-                                            what=CONSTITUTIONS)  # fmt: skip
+                                            what=CONSTITUTIONS)
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         version = constitutions.constitution_version_create(
             constitution=selectors.constitution_get_owned(name=name, project=project),
             created_by=request.user, **data.validated_data,
-        )  # fmt: skip
+        )
         return Response(ConstitutionVersionSerializer(version).data, status=status.HTTP_201_CREATED)
 
 
@@ -167,7 +167,7 @@ class JudgeListApi(APIView):
     def get(self, request: Request) -> Response:
         # Judges name their models and AI annotators: not for annotators' eyes.
         project = ownership.owner_for_read(user=request.user, slug=project_param(request),
-                                           what=JUDGES)  # fmt: skip
+                                           what=JUDGES)
         return Response(JudgeSerializer(selectors.judge_list(project=project), many=True).data)
 
 
@@ -183,10 +183,10 @@ class JudgeCreateApi(APIView):
         settings = serializers.DictField(required=False, default=dict)
 
     @extend_schema(parameters=[PROJECT_PARAM], request=InputSerializer,
-                   responses={201: JudgeSerializer})  # fmt: skip
+                   responses={201: JudgeSerializer})
     def post(self, request: Request) -> Response:
         project = ownership.owner_for_write(user=request.user, slug=project_param(request),
-                                            what=JUDGES)  # fmt: skip
+                                            what=JUDGES)
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         d = data.validated_data
@@ -201,7 +201,7 @@ class JudgeCreateApi(APIView):
                                           project),
             settings=d["settings"], created_by=request.user, project=project,
             allowed_prefixes=conf.allowed_judge_modules(),
-        )  # fmt: skip
+        )
         return Response(JudgeSerializer(judge).data, status=status.HTTP_201_CREATED)
 
 
@@ -234,10 +234,10 @@ class FeedbackJobCreateApi(APIView):
         data.is_valid(raise_exception=True)
         d = dict(data.validated_data)
         selectors.item_ids_check(project=project, generation_job_id=d.get("generation_job_id"),
-                                 task_ids=d.get("task_ids"))  # fmt: skip
+                                 task_ids=d.get("task_ids"))
         judge = selectors.judge_get(name=d.pop("judge"), project=project)
         job = jobs.feedback_job_create(project=project, judge=judge,
-                                                created_by=request.user, **d)  # fmt: skip
+                                                created_by=request.user, **d)
         return Response(FeedbackJobSerializer(job).data, status=status.HTTP_201_CREATED)
 
 
@@ -272,7 +272,7 @@ class CritiqueJobCreateApi(APIView):
             project=project, model_version=generation_selectors.model_version_get(
                 name=d.pop("model_version"), project=project),
             constitution_version=version, created_by=request.user, **d,
-        )  # fmt: skip
+        )
         return Response(FeedbackJobSerializer(job).data, status=status.HTTP_201_CREATED)
 
 
@@ -338,4 +338,4 @@ class AiExportCreateApi(APIView):
         )
         code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
         return Response(SnapshotOutputSerializer(snapshot, context={"request": request}).data,
-                        status=code)  # fmt: skip
+                        status=code)

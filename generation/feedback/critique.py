@@ -70,11 +70,11 @@ class CritiqueReviser:
             critiques = self._sample(
                 [prompts.critique_messages(item.messages, current[i], chosen[i])
                  for i, item in enumerate(items)], r, 0,
-            )  # fmt: skip
+            )
             revisions = self._sample(
                 [prompts.revision_messages(item.messages, current[i], chosen[i], critiques[i])
                  for i, item in enumerate(items)], r, 1,
-            )  # fmt: skip
+            )
             for i in range(len(items)):
                 traces[i].append(Round(chosen[i].key, critiques[i], revisions[i]))
                 current[i] = revisions[i]
@@ -87,7 +87,7 @@ class CritiqueReviser:
         sampling = SamplingConfig(
             n=1, temperature=self.sampling.temperature, top_p=self.sampling.top_p,
             max_tokens=self.sampling.max_tokens, seed=(seed + 2 * round_index + step) % 2**31,
-        )  # fmt: skip
+        )
         started = time.perf_counter()
         try:
             outputs = self.backend.generate(conversations, sampling)

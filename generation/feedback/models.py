@@ -17,7 +17,7 @@ USER = django_settings.AUTH_USER_MODEL
 __all__ = [
     "Constitution", "ConstitutionVersion", "CritiqueTrace", "FeedbackJob", "FeedbackLabel",
     "Judge", "Principle",
-]  # fmt: skip
+]
 
 
 class Constitution(models.Model):
@@ -28,7 +28,7 @@ class Constitution(models.Model):
     project = models.ForeignKey(
         "annotation.Project", null=True, blank=True, on_delete=models.CASCADE,
         related_name="constitutions", help_text=OWNER_HELP,
-    )  # fmt: skip
+    )
     name = models.SlugField(max_length=100)
     description = models.TextField(blank=True)
     created_by = models.ForeignKey(
@@ -102,13 +102,13 @@ class Judge(models.Model):
     project = models.ForeignKey(
         "annotation.Project", null=True, blank=True, on_delete=models.CASCADE,
         related_name="judges", help_text=OWNER_HELP,
-    )  # fmt: skip
+    )
     name = models.SlugField(max_length=100)
     kind = models.CharField(max_length=20, choices=Kind.choices)
     model_version = models.ForeignKey(
         "generation.ModelVersion", null=True, blank=True, on_delete=models.PROTECT,
         related_name="judges",
-    )  # fmt: skip
+    )
     constitution_version = models.ForeignKey(
         ConstitutionVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="judges"
     )
@@ -155,7 +155,7 @@ class FeedbackJob(Job):
     model_version = models.ForeignKey(
         "generation.ModelVersion", null=True, blank=True, on_delete=models.PROTECT,
         related_name="+", help_text="Critique jobs: the model that critiques and revises.",
-    )  # fmt: skip
+    )
     constitution_version = models.ForeignKey(
         ConstitutionVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
@@ -199,7 +199,7 @@ class FeedbackLabel(models.Model):
     judgment = models.OneToOneField(
         "annotation.Judgment", null=True, blank=True, on_delete=models.SET_NULL,
         related_name="ai_label",
-    )  # fmt: skip
+    )
     constitution_version = models.ForeignKey(
         ConstitutionVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )

@@ -51,7 +51,7 @@ def comparison_text(
 def comparison_request(
     messages: Conversation, principle: PrincipleSpec, first: str, second: str,
     reasoning: str | None = None,
-) -> OptionRequest:  # fmt: skip
+) -> OptionRequest:
     """The option request for one order; ``reasoning`` (chain of thought) comes first."""
     text = comparison_text(messages, principle, first, second)
     if reasoning is None:

@@ -75,12 +75,12 @@ def judge_build(judge: Judge) -> PairJudge:
         return ConstitutionalJudge(backend, principles, ConstitutionalSettings.from_dict(settings))
     if judge.kind == Judge.Kind.PROGRAMMATIC:
         return ProgrammaticJudge(resolve(judge.callable_path), name=judge.callable_path,
-                                 temperature=settings.get("temperature"))  # fmt: skip
+                                 temperature=settings.get("temperature"))
     if judge.kind == Judge.Kind.REWARD_MODEL:
         return judges.reward_model_judge(
             judge.model_version.source, temperature=settings.get("temperature") or 1.0,
             **conf.reward_model_options(),
-        )  # fmt: skip
+        )
     raise JudgeError(f"judge {judge.name} ({judge.kind}) cannot label comparisons")
 
 
@@ -90,7 +90,7 @@ def _critic_build(job: FeedbackJob) -> critique.CritiqueReviser:
         selectors.principle_specs(version=job.constitution_version),
         rounds=job.options["rounds"], sampling=SamplingConfig.from_dict(job.options["sampling"]),
         seed=job.seed,
-    )  # fmt: skip
+    )
 
 
 def _judge_batch(*, job: FeedbackJob, index: int, ids: list[int], worker: _Lazy) -> None:
@@ -110,12 +110,12 @@ def _judge_batch(*, job: FeedbackJob, index: int, ids: list[int], worker: _Lazy)
         labels = judge.label([_pair(task) for task in tasks])
         seconds = judge.engine_seconds - before
     store.judge_batch_store(job=job, index=index, item_count=len(ids), tasks=tasks,
-                            labels=labels, seconds=seconds)  # fmt: skip
+                            labels=labels, seconds=seconds)
 
 
 def _pair(task: Task) -> Pair:
     return Pair(key=task.pk, messages=task.prompt.messages, a=task.response_a.text,
-                b=task.response_b.text, metadata=task.prompt.metadata or {})  # fmt: skip
+                b=task.response_b.text, metadata=task.prompt.metadata or {})
 
 
 def _critique_batch(*, job: FeedbackJob, index: int, ids: list[int], worker: _Lazy) -> None:
@@ -126,14 +126,14 @@ def _critique_batch(*, job: FeedbackJob, index: int, ids: list[int], worker: _La
             constitution_version_id=job.constitution_version_id, seed=job.seed,
             round_count=job.options["rounds"],
         ).values_list("response_id", flat=True)
-    )  # fmt: skip
+    )
     responses = [by_id[pk] for pk in ids if pk in by_id and pk not in done]
     traces, seconds = [], 0.0
     if responses:
         critic = worker.get()
         before = critic.engine_seconds
         items = [critique.CritiqueItem(key=r.pk, messages=r.prompt.messages, response=r.text)
-                 for r in responses]  # fmt: skip
+                 for r in responses]
         traces = critic.run(items)
         seconds = critic.engine_seconds - before
     judge = None
@@ -141,6 +141,6 @@ def _critique_batch(*, job: FeedbackJob, index: int, ids: list[int], worker: _La
         judge = revision_judge_get_or_create(
             model_version=job.model_version, constitution_version=job.constitution_version,
             project=job.project,
-        )  # fmt: skip
+        )
     store.critique_batch_store(job=job, index=index, item_count=len(ids), responses=responses,
-                               traces=traces, seconds=seconds, judge=judge)  # fmt: skip
+                               traces=traces, seconds=seconds, judge=judge)

@@ -79,7 +79,7 @@ def principle_specs(*, version: ConstitutionVersion) -> list[PrincipleSpec]:
                       revision_request=p.revision_request,
                       comparison_question=p.comparison_question, weight=p.weight)
         for p in version.principles.order_by("position", "id")
-    ]  # fmt: skip
+    ]
 
 
 def judge_list(*, project: Project | None = None) -> QuerySet[Judge]:
@@ -169,7 +169,7 @@ def comparison_ids_select(
     *, project: Project, judge: Judge, scope: str = "all", min_agreement: float = 0.75,
     generation_job_id: int | None = None, task_ids: list[int] | None = None, split: str = "",
     limit: int | None = None,
-) -> list[int]:  # fmt: skip
+) -> list[int]:
     """Pairwise tasks of ``project`` this judge has not labelled yet, narrowed by ``scope``:
 
     ``all``; ``unlabelled`` (no verdict from anyone); ``low_agreement`` (two or more
@@ -211,7 +211,7 @@ def _verdict_counts(task_ids: list[int]) -> dict[int, int]:
 def response_ids_select(
     *, project: Project, tags: list[str] | None = None, split: str = "",
     response_ids: list[int] | None = None, limit: int | None = None,
-) -> list[int]:  # fmt: skip
+) -> list[int]:
     """Responses to critique: generated or imported ones (not earlier revisions) of the
     prompts that match ``tags`` (any of them) and ``split``, or exactly ``response_ids``."""
     responses = Response.objects.filter(prompt__project=project).exclude(

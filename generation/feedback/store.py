@@ -30,7 +30,7 @@ DEFAULT_MIN_CONFIDENCE = 0.2
 def label_record(
     *, judge: Judge, task: Task, label: PairLabel, job: FeedbackJob | None,
     min_confidence: float = DEFAULT_MIN_CONFIDENCE, takes_human_slot: bool = True,
-) -> FeedbackLabel:  # fmt: skip
+) -> FeedbackLabel:
     """Store one label; call inside the batch's transaction."""
     unsure = label.confidence < min_confidence or label.choice == "tie"
     judgment, routed = None, False
@@ -38,21 +38,21 @@ def label_record(
         routed = _route_to_humans(task)
     else:
         judgment = _verdict_submit(judge=judge, task=task, label=label, job=job,
-                                   takes_human_slot=takes_human_slot)  # fmt: skip
+                                   takes_human_slot=takes_human_slot)
     return FeedbackLabel.objects.create(
         judge=judge, task=task, job=job, judgment=judgment,
         constitution_version_id=judge.constitution_version_id, soft_label=label.p_a,
         confidence=label.confidence, choice=label.choice, p_a_first=label.p_a_first,
         p_a_second=label.p_a_second, flipped=label.flipped, unsure=unsure, routed=routed,
         principles=list(label.principles), details=label.as_dict(),
-    )  # fmt: skip
+    )
 
 
 @transaction.atomic
 def judge_batch_store(
     *, job: FeedbackJob, index: int, item_count: int, tasks: list[Task],
     labels: list[PairLabel | None], seconds: float,
-) -> None:  # fmt: skip
+) -> None:
     judge = job.judge
     labelled = routed = skipped = 0
     done = set(FeedbackLabel.objects.filter(judge=judge, task__in=tasks).values_list("task_id",
@@ -65,18 +65,18 @@ def judge_batch_store(
                 judge=judge, task=task, label=label, job=job,
                 min_confidence=job.options.get("min_confidence", DEFAULT_MIN_CONFIDENCE),
                 takes_human_slot=job.options.get("takes_human_slot", True),
-            )  # fmt: skip
+            )
             labelled += stored.judgment_id is not None
             routed += stored.routed
     _progress(job=job, index=index, item_count=item_count, seconds=seconds,
-              labelled=labelled, routed=routed, skipped=skipped)  # fmt: skip
+              labelled=labelled, routed=routed, skipped=skipped)
 
 
 @transaction.atomic
 def critique_batch_store(
     *, job: FeedbackJob, index: int, item_count: int, responses: list[Response],
     traces: list[list[Round]], seconds: float, judge: Judge | None,
-) -> None:  # fmt: skip
+) -> None:
     """Store the traces of a batch; with outcome "comparison", also the (revision vs
     original) tasks and the revision judge's verdict for the revision."""
     revisions = labelled = 0
@@ -84,7 +84,7 @@ def critique_batch_store(
     for response, rounds in zip(responses, traces, strict=True):
         key = {"response": response, "model_version_id": job.model_version_id,
                "constitution_version_id": job.constitution_version_id, "seed": job.seed,
-               "round_count": rounds_wanted}  # fmt: skip
+               "round_count": rounds_wanted}
         if CritiqueTrace.objects.filter(**key).exists():
             continue
         revision = _revision_store(job=job, response=response, rounds=rounds)
@@ -94,14 +94,14 @@ def critique_batch_store(
             outcome = job.options["outcome"]
             if outcome == CritiqueTrace.Outcome.COMPARISON:
                 task, verdict = _revision_pair(job=job, judge=judge, response=response,
-                                               revision=revision, rounds=rounds)  # fmt: skip
+                                               revision=revision, rounds=rounds)
                 labelled += verdict
         CritiqueTrace.objects.create(
             prompt_id=response.prompt_id, revision=revision, job=job, outcome=outcome, task=task,
             rounds=[r.as_dict() for r in rounds], **key,
-        )  # fmt: skip
+        )
     _progress(job=job, index=index, item_count=item_count, seconds=seconds, labelled=labelled,
-              revisions=revisions)  # fmt: skip
+              revisions=revisions)
 
 
 def _revision_store(
@@ -115,21 +115,21 @@ def _revision_store(
         model_version_id=job.model_version_id, sampling=job.options.get("sampling", {}),
         revision_of=response,
         metadata={"critique_job": job.pk, "principles": [r.principle for r in rounds]},
-    )  # fmt: skip
+    )
     return None if revision.pk == response.pk else revision
 
 
 def _revision_pair(
     *, job: FeedbackJob, judge: Judge, response: Response, revision: Response,
     rounds: list[Round],
-) -> tuple[Task, bool]:  # fmt: skip
+) -> tuple[Task, bool]:
     revision_first = random.Random(f"{job.seed}:{response.pk}").random() < 0.5
     a, b = (revision, response) if revision_first else (response, revision)
     task, _ = content.task_get_or_create(project=job.project, response_a=a, response_b=b)
     if FeedbackLabel.objects.filter(judge=judge, task=task).exists():
         return task, False
     label = PairLabel(p_a=1.0 if revision_first else 0.0, confidence=1.0,
-                      principles=tuple(dict.fromkeys(r.principle for r in rounds)))  # fmt: skip
+                      principles=tuple(dict.fromkeys(r.principle for r in rounds)))
     stored = label_record(judge=judge, task=task, label=label, job=job,
                           takes_human_slot=job.options.get("takes_human_slot", True))
     return task, stored.judgment_id is not None
@@ -153,7 +153,7 @@ def _verdict_submit(
         strength=max(1, min(levels, math.ceil(label.confidence * levels))),
         source=Judgment.Source.AI, soft_label=label.p_a,
         metadata=_verdict_metadata(judge=judge, label=label, job=job),
-    )  # fmt: skip
+    )
     return judgment
 
 
@@ -166,7 +166,7 @@ def _verdict_metadata(*, judge: Judge, label: PairLabel, job: FeedbackJob | None
         "constitution_version": version.number if version else None,
         "principles": list(label.principles), "confidence": round(label.confidence, 6),
         "p_a_first": label.p_a_first, "p_a_second": label.p_a_second,
-    }  # fmt: skip
+    }
 
 
 def _route_to_humans(task: Task) -> bool:
@@ -184,5 +184,5 @@ def _progress(*, job: FeedbackJob, index: int, item_count: int, seconds: float, 
         done=F("done") + item_count, batches_done=index + 1,
         engine_seconds=F("engine_seconds") + seconds,
         **{name: F(name) + n for name, n in counts.items() if n},
-    )  # fmt: skip
+    )
     job.batches_done = index + 1

@@ -71,10 +71,10 @@ def ai_export_create(
         if judge is None:
             raise NotFoundError(f"no judge named {rules.judge!r}")
         rows, counts = soft_label_rows(project=project, judge=judge, rules=rules,
-                                       conversational=conversational)  # fmt: skip
+                                       conversational=conversational)
     else:
         rows, counts = revision_rows(project=project, rules=rules, objective=objective,
-                                     conversational=conversational)  # fmt: skip
+                                     conversational=conversational)
     if not rows:
         raise ApplicationError(f"nothing to export: {json.dumps(counts['dropped'])}")
     data = writers.jsonl_bytes(rows)
@@ -82,9 +82,9 @@ def ai_export_create(
     info = {"prefloop_export": 1, "project": project.slug, "format": fmt,
             "trainer": "trl.DPOTrainer" if objective == "dpo" else "trl.SFTTrainer",
             "content_hash": digest, "data_file": writers.DATA_FILE, "columns": list(rows[0]),
-            "rules": asdict(rules), "counts": counts}  # fmt: skip
+            "rules": asdict(rules), "counts": counts}
     return export_snapshot_store(project=project, fmt=fmt, data=data, manifest=info,
-                                 card=_card(info), rules=asdict(rules), user=user)  # fmt: skip
+                                 card=_card(info), rules=asdict(rules), user=user)
 
 
 def soft_label_rows(
@@ -115,7 +115,7 @@ def soft_label_rows(
             "rejected": writers.reply_value(rejected.text, conversational),
             "prefloop_task_id": task.pk, "prefloop_probability": round(p_chosen, 6),
             "prefloop_soft_label": round(label.soft_label, 6), "prefloop_judge": judge.name,
-        })  # fmt: skip
+        })
     return rows, {"rows": len(rows), "labels": labels.count(), "dropped": dropped}
 
 
@@ -144,7 +144,7 @@ def revision_rows(
                    "rejected": writers.reply_value(trace.response.text, conversational)}
         row.update(prefloop_trace_id=trace.pk, prefloop_task_id=trace.task_id,
                    prefloop_principles=",".join(r["principle"] for r in trace.rounds))
-        rows.append(row)  # fmt: skip
+        rows.append(row)
     return rows, {"rows": len(rows), "traces": traces.count(), "dropped": dropped}
 
 

@@ -100,7 +100,7 @@ def judge_trust_report(*, project: Project, judge: Judge, bins: int = 10) -> Tru
         preferred_first_slot=sum(1 for x in flipped if x.p_a_first > 0.5),
         preferred_second_slot=sum(1 for x in flipped if x.p_a_first < 0.5),
         **_human_agreement(humans), reference=REFERENCE,
-    )  # fmt: skip
+    )
 
 
 def _human_choices(*, project: Project, task_ids: list[int]) -> dict[int, list[str]]:
@@ -131,7 +131,7 @@ def _kappa(compared: list[FeedbackLabel], majorities: dict[int, str | None]) -> 
     for label in compared:
         for who, category in ((0, label.choice), (1, majorities[label.task_id])):
             verdicts.append(Verdict(label.task_id, who, ("judge", "humans")[who], category,
-                                    1, "a", None, False, ""))  # fmt: skip
+                                    1, "a", None, False, ""))
     pairs = cohen_kappa_pairs(verdicts=verdicts, categories=("a", "b", "tie"), min_common=2)
     return pairs[0].kappa if pairs else None
 
@@ -158,7 +158,7 @@ def _calibration(
         if row:
             gap += len(row) * abs(mean_p - observed)
         table.append(CalibrationBin(round(i / bins, 4), round((i + 1) / bins, 4), len(row),
-                                    mean_p, observed))  # fmt: skip
+                                    mean_p, observed))
     n = len(compared)
     brier = sum((p - y) ** 2 for row in rows for p, y in row) / n if n else None
     return table, (gap / n if n else None), brier

@@ -125,7 +125,7 @@ def test_task_payload_never_reveals_the_model(project, people):
     assert set(payload) == {
         "assignment_id", "task_id", "kind", "expires_at", "prompt", "left", "right",
         "response", "strength_levels", "allow_tie", "allow_both_bad",
-    }  # fmt: skip
+    }
     text = json.dumps(payload)
     for leak in ("secret-model-xyz", "model_version", "sampling", "generated", "source"):
         assert leak not in text
@@ -173,7 +173,7 @@ def test_judgment_and_next_stores_the_verdict_and_leases_the_next_task(project, 
         assert client.post("/api/projects/demo/tasks/next").json() == current
         seen.append(current["task_id"])
     last = client.post(f"/api/assignments/{current['assignment_id']}/judgment-and-next",
-                       {"choice": "tie"}, format="json")  # fmt: skip
+                       {"choice": "tie"}, format="json")
     assert last.status_code == 201 and last.json()["next"] is None  # nothing left
     assert Judgment.objects.filter(annotator=people[ANNOTATOR]).count() == 3
     assert Assignment.objects.filter(annotator=people[ANNOTATOR], status="leased").count() == 0
@@ -233,7 +233,7 @@ def test_owners_configure_projects_and_members(project, people):
         == "annotator"
     )
     promoted = owner.post("/api/projects/demo/members/set", body | {"role": "reviewer"},
-                          format="json")  # fmt: skip
+                          format="json")
     assert promoted.status_code == 400  # reviewers and owners join by invitation
     unknown = {"username": "nobody", "role": "annotator"}
     refused = owner.post("/api/projects/demo/members/set", unknown, format="json")
@@ -255,5 +255,5 @@ def test_schema_for_these_views_has_no_warnings(tmp_path):
     call_command(
         "spectacular", "--validate", "--fail-on-warn", "--urlconf", __name__,
         "--file", str(tmp_path / "schema.yml"),
-    )  # fmt: skip
+    )
     assert "/api/assignments/{assignment_id}/judgment" in (tmp_path / "schema.yml").read_text()

@@ -51,7 +51,7 @@ def test_the_fit_reports_a_diverging_case_instead_of_looping():
     fit = leaderboard.bradley_terry_solve(
         first=np.zeros(5, dtype=int), second=np.ones(5, dtype=int), score=np.ones(5),
         n_models=2, prior=0.0, max_iter=30,
-    )  # fmt: skip
+    )
     assert not fit.converged and fit.iterations == 30
 
 

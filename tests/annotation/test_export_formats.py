@@ -35,7 +35,7 @@ CONVERSATIONAL = [
         "chosen": [{"role": "assistant", "content": "Goodbye!"}],
         "rejected": [{"role": "assistant", "content": "No."}],
     },
-]  # fmt: skip
+]
 KTO = [
     {"prompt": "Capital of Zorbia?", "completion": "Vell.", "label": True},
     {"prompt": "Capital of Zorbia?", "completion": "Kros.", "label": False},
@@ -83,13 +83,13 @@ def test_implicit_prompt_pairs_export_with_an_explicit_prompt(project, tmp_path)
     load_rows(project, tmp_path, [{
         "chosen": [user, {"role": "assistant", "content": "Blue."}],
         "rejected": [user, {"role": "assistant", "content": "Green."}],
-    }])  # fmt: skip
+    }])
     snapshot, _ = export(project, "trl-dpo-conversational", metadata_columns=False)
     assert snapshot_rows(snapshot) == [{
         "prompt": [user],
         "chosen": [{"role": "assistant", "content": "Blue."}],
         "rejected": [{"role": "assistant", "content": "Green."}],
-    }]  # fmt: skip
+    }]
 
 
 def test_pairs_export_to_kto_as_desirable_and_undesirable(project, tmp_path):
@@ -176,16 +176,16 @@ def test_command_rules_from_json_and_flags(project, tmp_path, capsys):
     out = tmp_path / "x.jsonl"
     call_command("export_dataset", "--project", "exp", "--format", "trl-dpo", "--out", str(out),
                  "--rules", '{"vote": "strength", "min_agreement": 0.2}', "--min-agreement",
-                 "0.5", "--exclude-ai", "--no-metadata")  # fmt: skip
+                 "0.5", "--exclude-ai", "--no-metadata")
     manifest = json.loads((tmp_path / "x.prefloop_export.json").read_text())
     assert manifest["rules"] | {} == {**ExportRules().as_dict(), "vote": "strength",
                                       "min_agreement": 0.5, "include_ai": False,
-                                      "metadata_columns": False}  # fmt: skip
+                                      "metadata_columns": False}
     assert [json.loads(line) for line in out.read_text().splitlines()] == PAIRS
     assert "new snapshot" in capsys.readouterr().out
     call_command("export_dataset", "--project", "exp", "--format", "trl-dpo", "--out", str(out),
                  "--rules", '{"vote": "strength", "min_agreement": 0.5}', "--exclude-ai",
-                 "--no-metadata")  # fmt: skip
+                 "--no-metadata")
     assert "existing snapshot" in capsys.readouterr().out
 
 
@@ -195,7 +195,7 @@ def test_command_refuses_bad_input(project, tmp_path):
         call_command(*base, "--out", str(tmp_path / "x.jsonl"), "--rules", '{"nope": 1}')
     with pytest.raises(CommandError, match="does not exist"):
         call_command("export_dataset", "--project", "nope", "--format", "trl-dpo",
-                     "--out", str(tmp_path / "x.jsonl"))  # fmt: skip
+                     "--out", str(tmp_path / "x.jsonl"))
     busy = tmp_path / "busy"
     busy.mkdir()
     (busy / "keep.txt").write_text("mine")

@@ -34,7 +34,7 @@ def test_split_votes_ties_and_both_bad():
     assert aggregate.pairwise_labels(both_bad, rules) == "both_bad"
     assert aggregate.pairwise_labels(both_bad, ExportRules(both_bad="undesirable")) == [
         ("a", False), ("b", False)
-    ]  # fmt: skip
+    ]
     tie = aggregate.outcome_decide(votes("tie"), rules)
     assert aggregate.pairwise_labels(tie, ExportRules(ties="desirable")) == [
         ("a", True),
@@ -74,7 +74,7 @@ def test_gold_exclusion_needs_enough_answers():
     "bad",
     [{"vote": "loudest"}, {"min_agreement": 2}, {"min_judgments": 0}, {"include_ai": "yes"},
      {"colour": "red"}, {"split": "test"}],
-)  # fmt: skip
+)
 def test_rules_reject_bad_values(bad):
     with pytest.raises(ValueError):
         ExportRules.from_dict(bad)
@@ -101,7 +101,7 @@ def world(db, make_user, settings, tmp_path):
 
 def judge(task: Task, user, choice: str, strength: int = 1, source: str = "human") -> None:
     Judgment.objects.create(task=task, annotator=user, choice=choice, strength=strength,
-                            source=source)  # fmt: skip
+                            source=source)
 
 
 def build(project, fmt: str, **rules):
@@ -132,7 +132,7 @@ def test_gold_failing_annotator_is_excluded(world, make_user):
     ga, _ = content.response_get_or_create(prompt=gold_prompt, text="right", source="generated")
     gb, _ = content.response_get_or_create(prompt=gold_prompt, text="wrong", source="generated")
     gold, _ = content.task_get_or_create(project=project, response_a=ga, response_b=gb,
-                                         is_gold=True, gold_answer="a")  # fmt: skip
+                                         is_gold=True, gold_answer="a")
     judge(gold, p0, "b"), judge(gold, p1, "a")
     judge(t0, p0, "b"), judge(t0, p1, "a")  # a split vote while p0 counts
     rows, counts = build(project, "trl-dpo", min_gold_accuracy=0.5, min_gold_answers=1)
@@ -152,12 +152,12 @@ def test_kto_from_thumbs_and_pairs(world):
     rows, counts = build(project, "trl-kto")
     assert [(r["completion"], r["label"], r["prefloop_from"]) for r in rows] == [
         ("A0", True, "feedback"), ("B0", False, "pairwise"),
-    ]  # fmt: skip
+    ]
     assert counts["dropped"] == {"both_bad": 1, "duplicate": 1, "eval_split": 1}
     rows, _ = build(project, "trl-kto", both_bad="undesirable", kto_sources="pairwise")
     assert [(r["completion"], r["label"]) for r in rows] == [
         ("A0", True), ("B0", False), ("A1", False), ("B1", False),
-    ]  # fmt: skip
+    ]
 
 
 def test_ai_and_imported_votes_can_be_left_out(world):
@@ -181,5 +181,5 @@ def test_multi_turn_prompts_need_the_conversational_format(world):
     assert build(project, "trl-dpo")[1]["dropped"]["multi_turn_prompt"] == 1
     rows, _ = build(project, "trl-dpo-conversational", metadata_columns=False)
     assert rows == [{"prompt": messages, "chosen": [{"role": "assistant", "content": "x"}],
-                     "rejected": [{"role": "assistant", "content": "y"}]}]  # fmt: skip
+                     "rejected": [{"role": "assistant", "content": "y"}]}]
     assert Prompt.objects.filter(project=project).count() == 4

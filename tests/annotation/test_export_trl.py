@@ -42,7 +42,7 @@ def tiny_tokenizer(texts: list[str]):
     return transformers.PreTrainedTokenizerFast(
         tokenizer_object=bpe, pad_token="<|endoftext|>", eos_token="<|im_end|>",
         chat_template=CHAT_TEMPLATE,
-    )  # fmt: skip
+    )
 
 
 def tiny_model(tokenizer):
@@ -52,7 +52,7 @@ def tiny_model(tokenizer):
         num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=128,
         tie_word_embeddings=True, pad_token_id=tokenizer.pad_token_id,
         eos_token_id=tokenizer.eos_token_id, bos_token_id=None,
-    )  # fmt: skip
+    )
     return transformers.Qwen2ForCausalLM(config)
 
 
@@ -61,7 +61,7 @@ def common_args(tmp_path: Path, name: str) -> dict:
         output_dir=str(tmp_path / name), max_steps=1, per_device_train_batch_size=2,
         learning_rate=1e-3, report_to="none", save_strategy="no", use_cpu=True,
         max_length=64, logging_steps=1, bf16=False, fp16=False,
-    )  # fmt: skip
+    )
 
 
 @pytest.fixture
@@ -70,9 +70,9 @@ def exported(make_user, settings, tmp_path):
     settings.DATA_DIR = tmp_path / "data"
     project = projects.project_create(slug="trl", owner=make_user("owner"))
     pairs = [{"prompt": f"Capital of land {i}?", "chosen": f"City {i}.",
-              "rejected": f"Maybe city {i + 1}."} for i in range(4)]  # fmt: skip
+              "rejected": f"Maybe city {i + 1}."} for i in range(4)]
     kto = [{"prompt": f"Capital of isle {i}?", "completion": f"Town {i}.", "label": i % 2 == 0}
-           for i in range(4)]  # fmt: skip
+           for i in range(4)]
     for name, rows in (("pairs.jsonl", pairs), ("kto.jsonl", kto)):
         path = tmp_path / name
         path.write_text("".join(json.dumps(r) + "\n" for r in rows))

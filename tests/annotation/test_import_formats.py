@@ -45,7 +45,7 @@ def test_prompt_only_jsonl_strings_and_messages(project, tmp_path):
         {"messages": [{"role": "system", "content": "Be brief."},
                       {"role": "user", "content": "Hi"}]},
         {"prompt": [{"role": "user", "content": "Conversational prompt"}]},
-    ])  # fmt: skip
+    ])
     report = run(project, path)
     assert report.imported and report.kind == "prompt-only" and report.errors == []
     assert report.created["prompts"] == 3
@@ -59,7 +59,7 @@ def test_prompt_only_jsonl_strings_and_messages(project, tmp_path):
 def test_prompt_responses_make_responses_and_tasks(project, tmp_path):
     path = write_jsonl(tmp_path / "r.jsonl", [
         {"prompt": "Q1", "responses": ["A1", {"text": "A2", "model": "base-v0"}, "A3"]},
-    ])  # fmt: skip
+    ])
     report = run(project, path)
     assert report.kind == "prompt-responses"
     assert report.created["responses"] == 3
@@ -77,7 +77,7 @@ def test_preference_pairs_become_imported_judgments(project, tmp_path):
          "rejected": [{"role": "assistant", "content": "no"}]},
         {"chosen": [{"role": "user", "content": "Q3"}, {"role": "assistant", "content": "up"}],
          "rejected": [{"role": "user", "content": "Q3"}, {"role": "assistant", "content": "down"}]},
-    ])  # fmt: skip
+    ])
     report = run(project, path)
     assert report.kind == "preference" and report.errors == []
     assert report.created == {
@@ -106,7 +106,7 @@ def test_implicit_prompt_keeps_shared_multi_turn_history(project, tmp_path):
     path = write_jsonl(tmp_path / "mt.jsonl", [{
         "chosen": [*history, {"role": "assistant", "content": "Now we talk."}],
         "rejected": [*history, {"role": "assistant", "content": "Go away."}],
-    }])  # fmt: skip
+    }])
     assert run(project, path).imported
     assert Prompt.objects.get().messages == history
 
@@ -115,7 +115,7 @@ def test_kto_rows_become_imported_feedback(project, tmp_path):
     path = write_jsonl(tmp_path / "kto.jsonl", [
         {"prompt": "Q", "completion": "right", "label": True},
         {"prompt": "Q", "completion": "wrong", "label": False},
-    ])  # fmt: skip
+    ])
     report = run(project, path)
     assert report.kind == "unpaired-preference"
     assert report.created["feedback"] == 2 and report.created["tasks"] == 2
@@ -129,7 +129,7 @@ def test_second_import_creates_nothing_and_reports_existing(project, tmp_path):
     path = write_jsonl(tmp_path / "dpo.jsonl", [
         {"prompt": "Q1", "chosen": "good", "rejected": "bad", "tags": ["x"]},
         {"prompt": "Q2", "chosen": "fine", "rejected": "poor"},
-    ])  # fmt: skip
+    ])
     first = run(project, path)
     before = [M.objects.count() for M in (Prompt, Response, Task, Judgment)]
     second = run(project, path)
@@ -164,7 +164,7 @@ def test_csv_reports_records_at_their_first_line(project, tmp_path):
     path = write_csv(tmp_path / "p.csv", ["prompt", "completion", "label"], [
         ["Q1", "multi\nline\nanswer", "true"],
         ["Q2", "ok", "maybe"],
-    ])  # fmt: skip
+    ])
     report = run(project, path)
     assert [(e["line"], e["reason"]) for e in report.errors] == [
         (5, "'label' must be true or false, got 'maybe'")
@@ -175,7 +175,7 @@ def test_csv_list_columns_hold_json(project, tmp_path):
     path = write_csv(tmp_path / "r.csv", ["messages", "responses"], [[
         json.dumps([{"role": "user", "content": "Q"}]),
         json.dumps(["a", {"text": "b", "model": "m"}]),
-    ]])  # fmt: skip
+    ]])
     report = run(project, path)
     assert report.kind == "prompt-responses" and report.created["responses"] == 2
 
@@ -189,7 +189,7 @@ def test_hf_folder_dataset_and_dataset_dict(project, tmp_path):
     splits = datasets.DatasetDict({
         "train": datasets.Dataset.from_dict({"prompt": ["T1", "T2"]}),
         "test": datasets.Dataset.from_dict({"prompt": ["E1"]}),
-    })  # fmt: skip
+    })
     splits.save_to_disk(str(tmp_path / "dd"))
     report = run(project, tmp_path / "dd")
     assert report.created["prompts"] == 3

@@ -23,7 +23,7 @@ from tests.annotation import member_add, pairwise_tasks_build, project_build, us
 
 def _rows(n_rows: int, n_responses: int) -> bytes:
     rows = [{"prompt": f"Q{i}?", "responses": [f"answer {j} to {i}" for j in range(n_responses)]}
-            for i in range(n_rows)]  # fmt: skip
+            for i in range(n_rows)]
     return "".join(json.dumps(row) + "\n" for row in rows).encode()
 
 

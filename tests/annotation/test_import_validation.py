@@ -230,7 +230,7 @@ def test_dataset_dict_rows_are_numbered_in_order_and_named_by_split(project, tmp
     datasets.DatasetDict({
         "train": datasets.Dataset.from_dict({"prompt": ["ok", ""]}),
         "test": datasets.Dataset.from_dict({"prompt": ["", "fine"]}),
-    }).save_to_disk(str(tmp_path / "dd"))  # fmt: skip
+    }).save_to_disk(str(tmp_path / "dd"))
     report = imports.import_file(project=project, path=tmp_path / "dd")
     assert [(e["line"], e["where"]) for e in report.errors] == [
         (2, "train row 2"),

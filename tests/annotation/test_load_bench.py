@@ -68,7 +68,7 @@ def test_every_task_judged_exactly_to_its_overlap(db, overlap):
     code, lines = _run(
         "--db", db, "--annotators", "12", "--tasks", str(tasks), "--overlap", str(overlap),
         "--duration", "120", "--sql-samples", "5", "--workers", "2", "--threads", "4", *extra,
-    )  # fmt: skip
+    )
     assert code == 0, lines[-20:]
     audit = _audit(lines)
     # Every slot filled, each judgment stored once, none beyond the overlap.

@@ -36,7 +36,7 @@ def test_verdict_stored_after_the_kind_was_disabled_is_answered_as_stored(world)
     answer = client.post(
         f"/api/assignments/{lease['assignment_id']}/judgment-and-next",
         {"choice": "left"}, format="json", headers={"Idempotency-Key": "k1"},
-    )  # fmt: skip
+    )
     assert answer.status_code == 201, answer.content
     body = answer.json()
     stored = Judgment.objects.get()
@@ -46,7 +46,7 @@ def test_verdict_stored_after_the_kind_was_disabled_is_answered_as_stored(world)
     retry = client.post(
         f"/api/assignments/{lease['assignment_id']}/judgment-and-next",
         {"choice": "left"}, format="json", headers={"Idempotency-Key": "k1"},
-    )  # fmt: skip
+    )
     assert retry.status_code == 200 and retry.json()["judgment"]["id"] == stored.pk
     assert Judgment.objects.count() == 1
 

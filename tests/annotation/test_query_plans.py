@@ -46,7 +46,7 @@ def test_candidate_query_walks_the_queue_index_and_counts_leases_per_task(world)
     sql, params = lease_sql.candidate_sql(
         project_id=project.pk, kind="pairwise", annotator_id=annotators[0].pk,
         exclude_own=True, now=timezone.now(), skip=[],
-    )  # fmt: skip
+    )
     plan = _plan(sql, params)
     assert "task_open_queue_v2" in plan, plan
     assert "assignment_live_by_annotator" not in plan, plan
@@ -74,7 +74,7 @@ def test_per_annotator_checks_probe_by_task_not_through_the_callers_history(worl
     filters = {
         "project_id": project.pk, "kind": "pairwise", "annotator_id": annotators[0].pk,
         "exclude_own": True, "now": timezone.now(), "skip": [],
-    }  # fmt: skip
+    }
     head = lease_sql.candidate_sql(**filters)
     walk = queue_walk.walk_sql(cursor=[(5, 1), (0, 2)], lock="", **filters)
     for sql, params in (head, walk):

@@ -148,7 +148,7 @@ def test_the_walk_from_a_cursor_reads_no_history_rows(project, people, no_margin
     sql, params = queue_walk.walk_sql(
         cursor=cursor, lock="", project_id=project.pk, kind="pairwise", annotator_id=x.pk,
         exclude_own=True, now=timezone.now(), skip=[],
-    )  # fmt: skip
+    )
     with connection.cursor() as db:
         db.execute("SET LOCAL enable_seqscan = off")
         db.execute("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) " + sql, params)

@@ -27,7 +27,7 @@ def _write(root: Path, *, slug: str = "demo", digest: str = "ab" * 32) -> Path:
     return snapshots.snapshot_folder_write(
         root=root, slug=slug, digest=digest, data=b'{"a": 1}\n', card="# card\n",
         manifest={"content_hash": digest, "counts": {"rows": 1}},
-    )  # fmt: skip
+    )
 
 
 def test_the_folder_holds_data_card_and_manifest_and_is_written_once(tmp_path):
@@ -80,7 +80,7 @@ def _written_through(calls: list[dict], snap: ExportSnapshot) -> None:
     assert calls[0]["root"] == Path(settings.DATA_DIR) / "exports"
     assert calls[0]["digest"] == snap.content_hash and calls[0]["slug"] == snap.project.slug
     assert Path(snap.path) == Path(settings.DATA_DIR, "exports", snap.project.slug,
-                                   snap.content_hash).resolve()  # fmt: skip
+                                   snap.content_hash).resolve()
     assert writers.content_hash((Path(snap.path) / writers.DATA_FILE).read_bytes()) == (
         snap.content_hash
     )
@@ -110,7 +110,7 @@ def test_a_rounds_training_data_writes_through_the_writer(spy, monkeypatch):
     owner = user_build("owner")
     project = project_build(owner=owner)
     rnd = Round(project=project, index=1, algorithm="dpo", created_by=owner,
-                data_scope=Round.DataScope.ROUND, decider=Round.Decider.VOTES)  # fmt: skip
+                data_scope=Round.DataScope.ROUND, decider=Round.Decider.VOTES)
     monkeypatch.setattr(round_snapshot, "round_rows", lambda *a, **k: (_rows("round"), {"rows": 1}))
     snap = round_snapshot.round_snapshot_create(rnd)
     _written_through(spy, snap)

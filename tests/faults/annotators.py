@@ -62,7 +62,7 @@ def annotate(*, url: str, slug: str, username: str, token: str, ledger: Ledger) 
     try:
         while True:
             nxt = _call(ledger, partial(session.post, f"{url}/api/projects/{slug}/tasks/next",
-                                        timeout=60))  # fmt: skip
+                                        timeout=60))
             if nxt.status_code == 204:
                 return
             if nxt.status_code != 200:
@@ -73,7 +73,7 @@ def annotate(*, url: str, slug: str, username: str, token: str, ledger: Ledger) 
             done = _call(ledger, partial(session.post,
                                          f"{url}/api/assignments/{assignment}/judgment",
                                          json=body, headers={"Idempotency-Key": key},
-                                         timeout=60))  # fmt: skip
+                                         timeout=60))
             if done.status_code not in (200, 201):
                 raise RuntimeError(f"submit: {done.status_code} {done.text[:300]}")
             data = done.json()
@@ -88,7 +88,7 @@ def run_clients(*, url: str, slug: str, tokens: dict[str, str], ledger: Ledger) 
     threads = [threading.Thread(target=annotate, daemon=True,
                                 kwargs={"url": url, "slug": slug, "username": name,
                                         "token": token, "ledger": ledger})
-               for name, token in tokens.items()]  # fmt: skip
+               for name, token in tokens.items()]
     for thread in threads:
         thread.start()
     return threads
@@ -104,7 +104,7 @@ class Stored:
     @classmethod
     def from_dict(cls, data: dict[str, list]) -> Stored:
         return cls(judgments=[tuple(j) for j in data["judgments"]],
-                   tasks=[tuple(t) for t in data["tasks"]])  # fmt: skip
+                   tasks=[tuple(t) for t in data["tasks"]])
 
 
 def audit(ledger: Ledger, stored: Stored) -> None:
@@ -115,7 +115,7 @@ def audit(ledger: Ledger, stored: Stored) -> None:
     keys = [key for *_, key in confirmed]
     assert len(keys) == len(set(keys)), "a client recorded one submission twice"
     rows = sorted((user, task, pk, key.partition(":")[2]) for user, task, pk, key in
-                  stored.judgments)  # fmt: skip
+                  stored.judgments)
     assert rows == confirmed, "stored judgments differ from what the clients were told"
     per_task = Counter(task for _, task, _, _ in rows)
     for task, done, wanted in stored.tasks:

@@ -38,7 +38,7 @@ def stored(*, slug: str) -> dict[str, list]:
         "annotator__username", "task_id", "pk", "idempotency_key"
     )
     tasks = Task.objects.filter(project__slug=slug).values_list("pk", "done_count",
-                                                                "overlap_wanted")  # fmt: skip
+                                                                "overlap_wanted")
     return {"judgments": [list(j) for j in judgments], "tasks": [list(t) for t in tasks]}
 
 

@@ -67,13 +67,13 @@ def gunicorn(
     }
     cmd = [sys.executable, "-m", "gunicorn", "prefloop.wsgi:application",
            "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--worker-class", "sync",
-           "--timeout", "60", "--graceful-timeout", "5", "--log-level", "info"]  # fmt: skip
+           "--timeout", "60", "--graceful-timeout", "5", "--log-level", "info"]
     out = open(log_path, "wb")  # noqa: SIM115 closed below
     proc = subprocess.Popen(cmd, cwd=ROOT, env=server_env, stdout=out, stderr=subprocess.STDOUT)
     server = Server(proc=proc, url=f"http://127.0.0.1:{port}", log_path=log_path)
     try:
         wait_for(lambda: server.up() and len(server.worker_pids()) == workers, timeout=120,
-                 what="gunicorn to serve", log=log_path)  # fmt: skip
+                 what="gunicorn to serve", log=log_path)
         yield server
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -100,7 +100,7 @@ class Server:
     def worker_pids(self) -> list[int]:
         """The live worker processes (children of the master)."""
         return [p.pid for p in psutil.Process(self.proc.pid).children()
-                if p.status() != psutil.STATUS_ZOMBIE]  # fmt: skip
+                if p.status() != psutil.STATUS_ZOMBIE]
 
 
 @contextmanager
@@ -122,7 +122,7 @@ def celery_worker(
     cmd = [sys.executable, "-m", "celery", "-A", "prefloop", "worker", f"--pool={pool}",
            "--concurrency=1", "-Q", queues, "--loglevel=INFO", "--without-gossip",
            "--without-mingle", "--without-heartbeat",
-           "-n", f"drill-{os.getpid()}-{time.time_ns()}@%h"]  # fmt: skip
+           "-n", f"drill-{os.getpid()}-{time.time_ns()}@%h"]
     with open(log_path, "ab") as out:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=worker_env, stdout=out, stderr=subprocess.STDOUT)
         try:

@@ -35,7 +35,7 @@ def _preferences(project, tmp_path):
     rows = [{"prompt": [{"role": "user", "content": f"Capital of land {i}?"}],
              "chosen": [{"role": "assistant", "content": f"City {i}."}],
              "rejected": [{"role": "assistant", "content": "I'm not sure."}]}
-            for i in range(4)]  # fmt: skip
+            for i in range(4)]
     path = tmp_path / "prefs.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     assert import_file(project=project, path=path).imported
@@ -69,16 +69,16 @@ def test_jobs_started_while_the_broker_is_down_fail_loudly(make_user, tmp_path):
     with gunicorn(log_path=log, workers=1, env={"CELERY_BROKER_URL": DEAD_BROKER}) as server:
         base = f"{server.url}/api/projects/{project.slug}"
         response, seconds = _post_timed(session, f"{base}/generation-jobs/create", {
-            "model_version": "base", "pairing": "none", "sampling": {"n": 1}})  # fmt: skip
+            "model_version": "base", "pairing": "none", "sampling": {"n": 1}})
         _assert_queue_down(response, seconds)
         response, seconds = _post_timed(session, f"{base}/feedback-jobs/create",
-                                        {"judge": judge.name})  # fmt: skip
+                                        {"judge": judge.name})
         _assert_queue_down(response, seconds)
         response, seconds = _post_timed(session, f"{base}/training-runs", {
-            "algorithm": "dpo", "snapshot": snapshot.content_hash, "policy": "base"})  # fmt: skip
+            "algorithm": "dpo", "snapshot": snapshot.content_hash, "policy": "base"})
         _assert_queue_down(response, seconds)
         response, seconds = _post_timed(session, f"{base}/rounds", {
-            "policy": "base", "settings": {"rounds": 1, "samples": 2}})  # fmt: skip
+            "policy": "base", "settings": {"rounds": 1, "samples": 2}})
         _assert_queue_down(response, seconds)
 
     for model in (GenerationJob, FeedbackJob, TrainingRun):

@@ -63,7 +63,7 @@ def project(make_user):
 
 def _job(project, version: ModelVersion, tag: str) -> GenerationJob:
     return services.generation_job_create(project=project, model_version=version,
-                                          sampling=SAMPLING, tags=[tag], batch_size=1)  # fmt: skip
+                                          sampling=SAMPLING, tags=[tag], batch_size=1)
 
 
 def _refreshed(job):
@@ -95,12 +95,12 @@ def test_a_generation_job_resumes_after_its_pool_child_or_its_worker_is_killed(
     with celery_worker(log_path=log, queues="gpu", pool="prefork", env=GEN_ENV) as worker:
         job = _job(project, version, "child")
         wait_for(lambda: _refreshed(job).batches_done >= 3, timeout=300,
-                 what="3 batches in the prefork child", log=log)  # fmt: skip
+                 what="3 batches in the prefork child", log=log)
         child = int(job.worker.rpartition(":")[2])
         assert child in [p.pid for p in psutil.Process(worker.pid).children()]
         os.kill(child, signal.SIGKILL)
         wait_for(lambda: _refreshed(job).status in GenerationJob.TERMINAL, timeout=300,
-                 what="the redelivered job to finish", log=log)  # fmt: skip
+                 what="the redelivered job to finish", log=log)
         assert int(job.worker.rpartition(":")[2]) != child
     _assert_complete_once(job)
 
@@ -108,7 +108,7 @@ def test_a_generation_job_resumes_after_its_pool_child_or_its_worker_is_killed(
     with celery_worker(log_path=log, queues="gpu", env=GEN_ENV) as worker:
         job = _job(project, version, "main")
         wait_for(lambda: _refreshed(job).batches_done >= 3, timeout=300,
-                 what="3 batches in the solo worker", log=log)  # fmt: skip
+                 what="3 batches in the solo worker", log=log)
         os.kill(worker.pid, signal.SIGKILL)
         worker.wait()
     stalled = _refreshed(job).batches_done
@@ -118,7 +118,7 @@ def test_a_generation_job_resumes_after_its_pool_child_or_its_worker_is_killed(
 
     with celery_worker(log_path=log, queues="gpu", env=GEN_ENV):
         wait_for(lambda: _refreshed(job).status in GenerationJob.TERMINAL, timeout=300,
-                 what="the requeued job to finish", log=log)  # fmt: skip
+                 what="the requeued job to finish", log=log)
     _assert_complete_once(job)
     assert f"generation job {job.pk} requeued: its worker process" in log.read_text()
 
@@ -141,7 +141,7 @@ def test_a_training_run_killed_with_its_worker_resumes_from_its_checkpoint(
         run = training_services.training_run_create(
             project=project, algorithm="dpo", snapshot=snapshot, policy=policy,
             hyperparameters={**FAST, "epochs": 4, "checkpoint_every": 1},
-        )  # fmt: skip
+        )
         wait_for(lambda: _refreshed(run).step >= 3, timeout=300, what="3 training steps", log=log)
         trainer = _trainer_of(worker.pid)
         os.kill(worker.pid, signal.SIGKILL)
@@ -155,7 +155,7 @@ def test_a_training_run_killed_with_its_worker_resumes_from_its_checkpoint(
 
     with celery_worker(log_path=log, queues="train", env=env):
         wait_for(lambda: _refreshed(run).status in TrainingRun.TERMINAL, timeout=300,
-                 what="the requeued run to finish", log=log)  # fmt: skip
+                 what="the requeued run to finish", log=log)
     assert run.status == TrainingRun.Status.SUCCEEDED, (run.error, run.log_tail[-2000:])
     assert run.attempts == 2 and run.step == run.total_steps and run.error == ""
     starts = TrainingMetric.objects.filter(run=run, kind="start")

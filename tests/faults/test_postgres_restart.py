@@ -31,7 +31,7 @@ ANNOTATORS, TASKS, OVERLAP = 8, 40, 2
 def _manage(url: str, *args: str) -> str:
     env = {**os.environ, "DATABASE_URL": url}
     done = subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=600)  # fmt: skip
+                          text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-4000:]
     return done.stdout
 
@@ -54,7 +54,7 @@ def _logged_in(url: str) -> requests.Session:
     session = requests.Session()
     session.get(f"{url}/accounts/login/", timeout=30)
     form = {"username": "owner", "password": drill_db.OWNER_PASSWORD,
-            "csrfmiddlewaretoken": session.cookies["csrftoken"]}  # fmt: skip
+            "csrfmiddlewaretoken": session.cookies["csrftoken"]}
     session.post(f"{url}/accounts/login/", data=form, timeout=30)
     assert session.get(f"{url}/", timeout=30).status_code == 200, "the owner could not log in"
     return session
@@ -74,7 +74,7 @@ def test_requests_fail_with_503_while_postgres_restarts_and_nothing_is_lost(clus
     url = cluster.url("drill")
     _manage(url, "manage.py", "migrate", "--no-input", "-v", "0")
     tokens = json.loads(_manage(url, "-m", "tests.faults.drill_db", "seed", "drill",
-                                str(ANNOTATORS), str(TASKS), str(OVERLAP)))  # fmt: skip
+                                str(ANNOTATORS), str(TASKS), str(OVERLAP)))
     ledger = Ledger()
     with gunicorn(log_path=tmp_path / "gunicorn.log", workers=2, database_url=url) as server:
         page = _logged_in(server.url)
@@ -93,9 +93,9 @@ def test_requests_fail_with_503_while_postgres_restarts_and_nothing_is_lost(clus
     assert ledger.count() > confirmed_while_down, "nothing was stored after the restart"
     assert ledger.statuses[500] == 0, f"a 500 while the database was down: {ledger.statuses}"
     assert all(json.loads(body) == {"detail": "The database is unavailable; retry in a moment."}
-               for body in ledger.unavailable_bodies)  # fmt: skip
+               for body in ledger.unavailable_bodies)
     audit(ledger, Stored.from_dict(json.loads(_manage(url, "-m", "tests.faults.drill_db",
-                                                      "stored", "drill"))))  # fmt: skip
+                                                      "stored", "drill"))))
     assert len(ledger.confirmed) == TASKS * OVERLAP
     logged = (tmp_path / "gunicorn.log").read_text()
     assert "database unavailable on POST /api/projects/drill/tasks/next" in logged

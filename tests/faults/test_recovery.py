@@ -36,7 +36,7 @@ def sent(monkeypatch) -> list[tuple[str, dict]]:
     out: list[tuple[str, dict]] = []
     for task in (generation_tasks.generation_job_execute, training_tasks.training_run_execute):
         monkeypatch.setattr(task, "apply_async",
-                            lambda name=task.name, **kw: out.append((name, kw)))  # fmt: skip
+                            lambda name=task.name, **kw: out.append((name, kw)))
     return out
 
 
@@ -52,9 +52,9 @@ def _job(project, **fields) -> GenerationJob:
     defaults = {"status": GenerationJob.Status.RUNNING, "attempts": 1, "total": 6,
                 "celery_task_id": "",
                 "prompt_ids": list(project.prompts.values_list("pk", flat=True)),
-                "sampling": {"n": 1, "seed": 1}, "started_at": timezone.now()}  # fmt: skip
+                "sampling": {"n": 1, "seed": 1}, "started_at": timezone.now()}
     return GenerationJob.objects.create(project=project, model_version=version,
-                                        **{**defaults, **fields})  # fmt: skip
+                                        **{**defaults, **fields})
 
 
 def _dead_pid() -> int:
@@ -90,24 +90,24 @@ def test_a_job_whose_worker_went_silent_is_requeued(
 def test_a_job_of_a_dead_process_on_this_host_is_requeued_at_once(project, sent):
     pid = _dead_pid()
     job = _job(project, worker=f"{jobs.worker_id().rpartition(':')[0]}:{pid}",
-               heartbeat_at=timezone.now(), celery_task_id="t")  # fmt: skip
+               heartbeat_at=timezone.now(), celery_task_id="t")
     [recovered] = jobs.orphans_recover()
     assert recovered.action == "requeued" and f"process {job.worker} is gone" in recovered.reason
 
 
 @pytest.mark.django_db
 def test_past_the_attempt_limit_a_lost_job_fails_with_the_reason(project, sent, settings,
-                                                                 tmp_path):  # fmt: skip
+                                                                 tmp_path):
     settings.PREFLOOP_JOB_MAX_ATTEMPTS = 2
     gone = f"{jobs.worker_id().rpartition(':')[0]}:{_dead_pid()}"
     job = _job(project, worker=gone, attempts=2, celery_task_id="t")
     snapshot = ExportSnapshot.objects.create(project=project, format="trl-dpo", content_hash="h",
-                                             path=str(tmp_path / "s.jsonl"))  # fmt: skip
+                                             path=str(tmp_path / "s.jsonl"))
     run = TrainingRun.objects.create(
         project=project, algorithm="dpo", snapshot=snapshot, policy=job.model_version,
         reference=job.model_version, output_name="r", status=TrainingRun.Status.RUNNING,
         attempts=1, worker=gone, started_at=timezone.now(), celery_task_id="t",
-    )  # fmt: skip
+    )
     outcomes = {(r.kind, r.action) for r in jobs.orphans_recover()}
     assert outcomes == {("generation job", "failed"), ("training run", "requeued")}
     job.refresh_from_db()
@@ -156,7 +156,7 @@ def test_a_failing_caller_stops_its_trainer(tmp_path, make_user, tiny_model_dir,
     run = training_services.training_run_create(
         project=project, algorithm="dpo", snapshot=snapshot, policy=policy,
         hyperparameters={**FAST, "epochs": 20}, enqueue=False,
-    )  # fmt: skip
+    )
     config = training_services.trainer_config(run)
 
     def database_gone(record: dict) -> None:
@@ -165,8 +165,8 @@ def test_a_failing_caller_stops_its_trainer(tmp_path, make_user, tiny_model_dir,
 
     with pytest.raises(OperationalError):
         runner.trainer_run(config=config, run_dir=Path(run.run_dir), resume=False,
-                           on_metric=database_gone, should_cancel=lambda: False)  # fmt: skip
+                           on_metric=database_gone, should_cancel=lambda: False)
     config_path = str(Path(run.run_dir) / "config.json")
     left = [p.pid for p in psutil.process_iter(["cmdline"])
-            if config_path in (p.info["cmdline"] or []) and not gone(p.pid)]  # fmt: skip
+            if config_path in (p.info["cmdline"] or []) and not gone(p.pid)]
     assert left == [], "the trainer outlived the failed attempt"

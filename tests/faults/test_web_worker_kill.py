@@ -31,14 +31,14 @@ def _kill_until_a_response_is_lost(server, ledger: Ledger, clients, killed: list
     progress = 15
     while len(killed) < MAX_KILLS and any(t.is_alive() for t in clients):
         wait_for(lambda p=progress: ledger.count() >= p or not any(t.is_alive() for t in clients),
-                 timeout=300, what=f"{progress} verdicts")  # fmt: skip
+                 timeout=300, what=f"{progress} verdicts")
         if ledger.lost or not any(t.is_alive() for t in clients):
             return
         victim = server.worker_pids()[0]
         os.kill(victim, signal.SIGKILL)
         killed.append(victim)
         wait_for(lambda v=victim: v not in server.worker_pids() and len(server.worker_pids()) == 3,
-                 timeout=120, what="gunicorn to replace the killed worker")  # fmt: skip
+                 timeout=120, what="gunicorn to replace the killed worker")
         progress = ledger.count() + 10
 
 
@@ -48,7 +48,7 @@ def test_killed_web_workers_lose_and_double_nothing(tmp_path):
     with gunicorn(log_path=tmp_path / "gunicorn.log", workers=3) as server:
         clients = run_clients(url=server.url, slug="drill", tokens=tokens, ledger=ledger)
         killer = threading.Thread(target=_kill_until_a_response_is_lost,
-                                  args=(server, ledger, clients, killed))  # fmt: skip
+                                  args=(server, ledger, clients, killed))
         killer.start()
         for thread in clients:
             thread.join(timeout=600)

@@ -68,7 +68,7 @@ def _probe(module: str, *, extra_path: Path | None = None) -> dict:
     done = subprocess.run(
         [sys.executable, "-c", PROBE, module, ",".join(FORBIDDEN)],
         cwd=ROOT, env=env, capture_output=True, text=True, check=True,
-    )  # fmt: skip
+    )
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -76,7 +76,7 @@ def test_the_layers_are_found():
     names = _module_names()
     for expected in ("generation.backends.base", "generation.backends.vllm",
                      "generation.feedback.judges.constitutional", "training.core.train",
-                     "training.losses", "annotation.io.paths"):  # fmt: skip
+                     "training.losses", "annotation.io.paths"):
         assert expected in names
     assert "generation.backends" in names  # the package's __init__ counts too
 

@@ -20,7 +20,7 @@ CHROMIUM = os.environ.get("PREFLOOP_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-background-networking",
     "--disable-component-update", "--disable-sync", "--no-first-run",
-]  # fmt: skip
+]
 WIDE = {"width": 1280, "height": 800}
 NARROW = {"width": 390, "height": 844}
 

@@ -68,7 +68,7 @@ def project_make(
 ) -> Project:
     options = {"overlap": 2, "binary_enabled": thumbs > 0, "guidelines": GUIDELINES} | options
     project = projects.project_create(slug=slug, name=slug.replace("-", " ").title(),
-                                      owner=owner, **options)  # fmt: skip
+                                      owner=owner, **options)
     for user in annotators:
         projects.member_set(project=project, user=user, role=Membership.Role.ANNOTATOR)
     for user in reviewers:
@@ -95,7 +95,7 @@ def pair_task_make(*, project: Project, messages: list[dict], a: str, b: str, **
         prompt=prompt, text=b, source=Response.Source.IMPORTED
     )
     return content.task_get_or_create(project=project, response_a=first, response_b=second,
-                                      **task)[0]  # fmt: skip
+                                      **task)[0]
 
 
 PAYLOADS = (
@@ -113,7 +113,7 @@ PAYLOADS = (
 def hostile_project_make(*, owner, annotator) -> Project:
     """One pairwise and one thumbs task whose texts try every trick in ``PAYLOADS``."""
     project = project_make(slug="hostile", owner=owner, annotators=[annotator], overlap=1,
-                           binary_enabled=True)  # fmt: skip
+                           binary_enabled=True)
     evil = "\n\n".join(PAYLOADS)
     messages = [{"role": "user", "content": f"Say hello. {PAYLOADS[0]}"}]
     pair_task_make(project=project, messages=messages, a=f"Hello!\n\n{evil}", b=evil)

@@ -42,7 +42,7 @@ def _pairs(project: Project, base: ModelVersion, tuned: ModelVersion) -> list[Ta
         )
         gold = {"is_gold": True, "gold_answer": "a"} if i % 5 == 0 else {}
         tasks.append(content.task_get_or_create(project=project, response_a=a, response_b=b,
-                                                **gold)[0])  # fmt: skip
+                                                **gold)[0])
     return tasks
 
 
@@ -64,7 +64,7 @@ def _judge(tasks: list[Task], annotators: list) -> None:
             judgments.judgment_submit(
                 task=task, annotator=user, choice=choice, strength=strength or 1,
                 shown_left=shown_left, time_spent_ms=rng.randint(4_000, 40_000),
-            )  # fmt: skip
+            )
     # Spread the verdicts over the last days, so the throughput chart has a shape.
     for k, judgment in enumerate(Judgment.objects.filter(task__project=tasks[0].project)):
         Judgment.objects.filter(pk=judgment.pk).update(
@@ -84,22 +84,22 @@ def _thumbs(project: Project, annotators: list) -> None:
         for user in annotators[:2]:
             if i < 4:
                 judgments.feedback_submit(task=task, annotator=user, thumbs_up=rng.random() < 0.7,
-                                          time_spent_ms=rng.randint(2_000, 9_000))  # fmt: skip
+                                          time_spent_ms=rng.randint(2_000, 9_000))
 
 
 def _jobs_and_runs(project: Project, owner, base: ModelVersion, tuned: ModelVersion) -> None:
     now = timezone.now()
     prompt_ids = list(project.prompts.values_list("pk", flat=True))
     common = {"project": project, "model_version": tuned, "prompt_ids": prompt_ids,
-              "sampling": {"n": 4, "temperature": 1.0}, "total": len(prompt_ids)}  # fmt: skip
+              "sampling": {"n": 4, "temperature": 1.0}, "total": len(prompt_ids)}
     running = {"status": "running", "done": len(prompt_ids) // 2, "output_tokens": 5_400,
-               "started_at": now - timedelta(seconds=40)}  # fmt: skip
+               "started_at": now - timedelta(seconds=40)}
     GenerationJob.objects.create(**common, **running)
     failed = {"status": "failed", "done": 3, "error": "CUDA out of memory while loading the model"}
     GenerationJob.objects.create(**common, **failed)
     FeedbackJob = apps.get_model("generation", "FeedbackJob")
     FeedbackJob.objects.create(project=project, kind="judge", status="succeeded", total=20,
-                               done=20, labelled=17, routed=2, skipped=1)  # fmt: skip
+                               done=20, labelled=17, routed=2, skipped=1)
     snapshot, _ = exports.export_snapshot_create(
         project=project, fmt="trl-dpo-conversational", user=owner
     )
@@ -107,16 +107,16 @@ def _jobs_and_runs(project: Project, owner, base: ModelVersion, tuned: ModelVers
         project=project, algorithm="dpo", snapshot=snapshot, policy=base, reference=base,
         output_name="screens-dpo-r1", output_version=tuned, status="succeeded", step=20,
         total_steps=20,
-    )  # fmt: skip
+    )
     for step in range(1, 21):
         TrainingMetric.objects.create(run=run, step=step, kind="train", values={
             "loss": 0.69 * 0.93**step, "reward_accuracy": min(1.0, 0.5 + step * 0.025),
             "reward_margin": 0.05 * step, "kl": 0.01 * step,
-        })  # fmt: skip
+        })
         if step % 5 == 0:
             TrainingMetric.objects.create(run=run, step=step, kind="eval", values={
                 "loss": 0.7 * 0.95**step, "reward_accuracy": 0.5 + step * 0.02,
-            })  # fmt: skip
+            })
 
 
 def owner_project_make(slug: str = "screens") -> OwnerProject:
@@ -124,10 +124,10 @@ def owner_project_make(slug: str = "screens") -> OwnerProject:
     annotators = [user_make(name) for name in ("alice", "bob-left", "carol")]
     newcomer = user_make("dave")
     project = project_make(slug=slug, owner=owner, annotators=[*annotators, newcomer],
-                           overlap=3, binary_enabled=True)  # fmt: skip
+                           overlap=3, binary_enabled=True)
     base = ModelVersion.objects.create(name=f"{slug}-base", source="/models/base")
     tuned = ModelVersion.objects.create(name=f"{slug}-dpo-r1", source="/models/r1", parent=base,
-                                        version=1, round_index=1)  # fmt: skip
+                                        version=1, round_index=1)
     tasks = _pairs(project, base, tuned)
     _judge(tasks, annotators)
     _thumbs(project, annotators)

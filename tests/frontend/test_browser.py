@@ -24,7 +24,7 @@ PAIRWISE_SCRIPT = [
     ("1", None, ""), ("2", "Shift+Digit2", ""), ("3", None, ""), ("4", None, "both wrong"),
     ("1", "Shift+Digit3", "clearer"), ("2", None, ""), ("1", "Shift+Digit2", ""),
     ("3", None, ""), ("2", "Shift+Digit3", ""), ("1", None, ""),
-]  # fmt: skip
+]
 THUMBS_SCRIPT = [("1", True), ("u", True), ("2", False), ("d", False), ("1", True)]
 ACTION_ID = re.compile(r"/(\d+)/(?:judgment|feedback)$")
 

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.django_db
 
 PRINCIPLE = {"key": "brevity", "name": "Brevity", "weight": 2.0,
              "critique_request": "Say what is padded.", "revision_request": "Cut the padding.",
-             "comparison_question": "Which answer is shorter?"}  # fmt: skip
+             "comparison_question": "Which answer is shorter?"}
 LIST_URL = reverse("frontend:constitutions", kwargs={"slug": "cp"})
 EDIT_URL = reverse("frontend:constitution-edit", kwargs={"slug": "cp", "name": "house"})
 
@@ -30,14 +30,14 @@ def people():
 @pytest.fixture
 def project(people):
     return project_make(slug="cp", owner=people["owner"], annotators=[people["ann"]],
-                        reviewers=[people["reviewer"]], pairs=1)  # fmt: skip
+                        reviewers=[people["reviewer"]], pairs=1)
 
 
 @pytest.fixture
 def house(project):
     """A constitution of the project (its owners version it; site-wide ones need staff)."""
     return services.constitution_create(name="house", principles=[PRINCIPLE], note="first",
-                                        project=project)  # fmt: skip
+                                        project=project)
 
 
 def client_for(user) -> Client:
@@ -52,14 +52,14 @@ def groups(*principles: dict, extra: int = 1) -> dict:
     data = {"principle_count": str(len(rows))}
     for i, row in enumerate(rows):
         for field in ("key", "name", "critique_request", "revision_request",
-                      "comparison_question", "weight"):  # fmt: skip
+                      "comparison_question", "weight"):
             data[f"p{i}-{field}"] = str(row.get(field, ""))
     return data
 
 
 def snapshot() -> list[tuple]:
     return sorted(Principle.objects.values_list("version_id", "key", "name", "critique_request",
-                                                "weight"))  # fmt: skip
+                                                "weight"))
 
 
 def test_owner_lists_constitutions_with_their_latest_principles(house, people):
@@ -89,7 +89,7 @@ def test_owner_saves_a_new_version_and_the_old_one_is_unchanged(house, people):
     edited = PRINCIPLE | {"critique_request": "Say what is wordy."}
     added = {"key": "clarity", "critique_request": "Say what is unclear.",
              "revision_request": "Make it clear.",
-             "comparison_question": "Which is clearer?"}  # fmt: skip
+             "comparison_question": "Which is clearer?"}
     response = client.post(EDIT_URL, groups(edited, added) | {"note": "wordier", "save": "1"})
     assert response.status_code == 302 and response["Location"] == LIST_URL
     v1, v2 = ConstitutionVersion.objects.filter(constitution__name="house").order_by("number")
@@ -106,7 +106,7 @@ def test_owner_saves_a_new_version_and_the_old_one_is_unchanged(house, people):
 def test_clearing_a_group_removes_that_principle(house, people):
     client = client_for(people["owner"])
     keep = {"key": "clarity", "critique_request": "a", "revision_request": "b",
-            "comparison_question": "c"}  # fmt: skip
+            "comparison_question": "c"}
     cleared = {"weight": 2.0}  # a weight alone still counts as cleared
     response = client.post(EDIT_URL, groups(cleared, keep) | {"save": "1"})
     assert response.status_code == 302
@@ -125,7 +125,7 @@ def test_add_another_principle_saves_nothing(house, people):
 def test_owner_creates_a_new_constitution(project, people):
     client = client_for(people["owner"])
     data = groups(PRINCIPLE) | {"name": "terse", "description": "Short answers.",
-                                "note": "start", "save": "1"}  # fmt: skip
+                                "note": "start", "save": "1"}
     response = client.post(LIST_URL, data)
     assert response.status_code == 302 and response["Location"] == LIST_URL
     version = ConstitutionVersion.objects.get(constitution__name="terse")
@@ -151,14 +151,14 @@ def test_owner_creates_a_new_constitution(project, people):
 )
 def test_invalid_input_shows_an_error_and_writes_nothing(house, people, url, data, message):
     counts = (Constitution.objects.count(), ConstitutionVersion.objects.count(),
-              Principle.objects.count())  # fmt: skip
+              Principle.objects.count())
     before = snapshot()
     response = client_for(people["owner"]).post(url, data | {"save": "1"})
     assert response.status_code == 400
     html = response.content.decode()
     assert message in html and ('role="alert"' in html or "errorlist" in html)
     after = (Constitution.objects.count(), ConstitutionVersion.objects.count(),
-             Principle.objects.count())  # fmt: skip
+             Principle.objects.count())
     assert after == counts and snapshot() == before
 
 

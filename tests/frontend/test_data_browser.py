@@ -27,16 +27,16 @@ def client_for(user) -> Client:
 def world():
     owner, rev, ann1, ann2 = (user_make(n) for n in ("owner", "rev", "ann1", "ann2"))
     project = project_make(slug="browse", owner=owner, annotators=[ann1, ann2], reviewers=[rev],
-                           pairs=3)  # fmt: skip
+                           pairs=3)
     tasks = list(Task.objects.filter(project=project).order_by("pk"))
     # Task 0: both pick a (agree). Task 1: a vs b (disagree). Task 2: ann1 alone, b.
     verdicts = [(0, ann1, "a", "clear"), (0, ann2, "a", ""), (1, ann1, "a", ""),
-                (1, ann2, "b", "B is right"), (2, ann1, "b", "")]  # fmt: skip
+                (1, ann2, "b", "B is right"), (2, ann1, "b", "")]
     for i, user, choice, rationale in verdicts:
         judgments.judgment_submit(task=tasks[i], annotator=user, choice=choice, strength=1,
-                                  shown_left="a", rationale=rationale)  # fmt: skip
+                                  shown_left="a", rationale=rationale)
     return {"owner": owner, "rev": rev, "ann1": ann1, "ann2": ann2, "project": project,
-            "tasks": tasks}  # fmt: skip
+            "tasks": tasks}
 
 
 def _ids(project, **filters) -> list[tuple[int, str]]:
@@ -88,7 +88,7 @@ def test_item_detail_flag_and_export(world):
     flag = JudgmentFlag.objects.get(judgment=bad)
     assert flag.flagged_by == rev and flag.reason == "random clicks" and flag.cleared_at is None
     rows2, counts2 = export_selectors.export_rows_build(project=project, fmt=_fmt(fmt),
-                                                        rules=rules)  # fmt: skip
+                                                        rules=rules)
     assert counts2["judgments_flagged"] == 1 and len(rows2) == len(rows) + 1
     assert "split_vote" not in counts2["dropped"]
     shown = client.get(f"/p/browse/data/items/{tasks[1].pk}").content
@@ -105,7 +105,7 @@ def test_annotators_cannot_browse_or_flag(world):
     judgment = Judgment.objects.first()
     assert client.get("/p/browse/data/").status_code == 403
     assert client.post(f"/p/browse/data/judgments/{judgment.pk}/flag",
-                       {"reason": "x"}).status_code == 403  # fmt: skip
+                       {"reason": "x"}).status_code == 403
     assert not JudgmentFlag.objects.exists()
 
 
@@ -120,7 +120,7 @@ def test_flag_api(world):
     assert api.post(url, {"reason": "again"}, format="json").json()["id"] == made.json()["id"]
     other = project_make(slug="elsewhere", owner=user_make("o2"), pairs=0)
     assert api.post(f"/api/projects/{other.slug}/judgments/{judgment.pk}/flag",
-                    {"reason": "x"}, format="json").status_code == 404  # fmt: skip
+                    {"reason": "x"}, format="json").status_code == 404
 
 
 def _fmt(name: str):

@@ -55,7 +55,7 @@ def test_default_broker_url_names_a_host(caplog):
 
 def test_stop_children_stops_everything_without_killing():
     sleepers = [subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-                for _ in range(3)]  # fmt: skip
+                for _ in range(3)]
     assert stop_children(sleepers) == []
     assert all(child.poll() is not None for child in sleepers)
 

@@ -18,12 +18,12 @@ LONG = "org/a-very-long-model-name-that-used-to-be-cut-short-dpo-round-12"
 def _row(name: str, rating: float, count: int, low: float, high: float) -> LeaderboardRow:
     return LeaderboardRow(rank=0, model_version_id=hash(name) % 1000, name=name, rating=rating,
                           ci_low=low, ci_high=high, wins=count, losses=0, ties=0, both_bad=0,
-                          count=count)  # fmt: skip
+                          count=count)
 
 
 def test_models_with_too_few_games_get_no_rank():
     rows = [_row("lucky", 1300, 1, 1300, 1300), _row("a", 1100, 40, 1050, 1150),
-            _row("b", 900, 40, 850, 950)]  # fmt: skip
+            _row("b", 900, 40, 850, 950)]
     board = board_rows(rows, min_games=10)
     assert [(r.name, r.rank) for r in board] == [("a", 1), ("b", 2), ("lucky", None)]
     lucky = board[-1]

@@ -16,7 +16,7 @@ def test_registry_and_register_form(tiny_model_dir):
     project = project_make(slug="mp", owner=owner, reviewers=[rev])
     base = ModelVersion.objects.create(name="mp-base", source="org/base", project=project)
     ModelVersion.objects.create(name="mp-child", source="org/child", parent=base, version=1,
-                                round_index=1, project=project)  # fmt: skip
+                                round_index=1, project=project)
     client = Client()
     client.force_login(rev)
     shown = client.get("/p/mp/models/")
@@ -28,7 +28,7 @@ def test_registry_and_register_form(tiny_model_dir):
     bad = client.post("/p/mp/models/", {"name": "mp-bad", "source": "/nonexistent/folder"})
     assert bad.status_code == 400 and not ModelVersion.objects.filter(name="mp-bad").exists()
     done = client.post("/p/mp/models/", {"name": "mp-tiny", "source": str(tiny_model_dir),
-                                          "parent": "mp-base"})  # fmt: skip
+                                          "parent": "mp-base"})
     assert done.status_code == 302, done.content.decode()[:2000]
     made = ModelVersion.objects.get(name="mp-tiny")
     assert made.project == project and made.parent == base

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.django_db
 SETTINGS = {"name": "Renamed", "guidelines": "# Judge\n\nBe **kind**.", "pairwise_enabled": "on",
             "binary_enabled": "on", "overlap": "2", "max_overlap": "4", "strength_levels": "4",
             "allow_tie": "on", "lease_seconds": "600", "exclude_own_responses": "on",
-            "allow_remote_images": "on", "auto_round_threshold": "50"}  # fmt: skip
+            "allow_remote_images": "on", "auto_round_threshold": "50"}
 
 
 def client_for(user) -> Client:
@@ -31,7 +31,7 @@ def client_for(user) -> Client:
 def world():
     owner, ann, rev, stranger = (user_make(n) for n in ("owner", "ann", "rev", "stranger"))
     project = project_make(slug="console", owner=owner, annotators=[ann], reviewers=[rev],
-                           pairs=2, thumbs=0)  # fmt: skip
+                           pairs=2, thumbs=0)
     return {"owner": owner, "ann": ann, "rev": rev, "stranger": stranger, "project": project}
 
 
@@ -149,7 +149,7 @@ def test_an_invitation_is_accepted_on_the_profile_page(world):
 
 def test_declined_invitation_makes_no_member(world):
     invitation = invitations.invitation_create(project=world["project"], inviter=world["owner"],
-                                               username="stranger", role="owner")  # fmt: skip
+                                               username="stranger", role="owner")
     client_for(world["stranger"]).post(f"/me/invitations/{invitation.token}/decline")
     assert not Membership.objects.filter(user=world["stranger"]).exists()
 

@@ -11,13 +11,13 @@ SECONDS = {"generate": 1.0}
 
 def _row(index: int, policy: str, new: str, before: float, after: float) -> TableRow:
     return TableRow(index, policy, new, "succeeded", before, after, 0.6, 0.5, 0.7, 0.1, 11.0,
-                    11.0, SECONDS)  # fmt: skip
+                    11.0, SECONDS)
 
 
 ROWS = [
     _row(1, "base (v0)", "a-r1 (v1)", 0.40, 0.70), _row(2, "a-r1 (v1)", "a-r2 (v2)", 0.70, 0.85),
     _row(3, "base (v0)", "b-r3 (v1)", 0.40, 0.55), _row(4, "b-r3 (v1)", "", 0.55, None),
-]  # fmt: skip
+]
 
 
 def test_rounds_group_into_chains_by_their_policy():

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.django_db
 
 START = {"policy": "base", "algorithm": "ipo", "labelling": "programmatic", "judge": "",
          "reference": "initial", "rounds": "2", "samples": "3",
-         "hyperparameters": '{"epochs": 1}'}  # fmt: skip
+         "hyperparameters": '{"epochs": 1}'}
 
 
 @pytest.fixture
@@ -30,7 +30,7 @@ def people():
 @pytest.fixture
 def project(people):
     project = project_make(slug="rp", owner=people["owner"], annotators=[people["ann"]],
-                           reviewers=[people["reviewer"]], pairs=2, thumbs=0)  # fmt: skip
+                           reviewers=[people["reviewer"]], pairs=2, thumbs=0)
     ModelVersion.objects.create(name="base", source="/models/base")
     return project
 
@@ -56,7 +56,7 @@ def finished_round(project) -> Round:
                  "kl": {"value": 0.0123}, "length": {"mean_tokens": 11.5},
                  "length_before": {"mean_tokens": 12.0}},
         timings={"generate": {"seconds": 3.0}, "train": {"seconds": 42.5}},
-    )  # fmt: skip
+    )
 
 
 def test_owner_sees_the_form_and_starts_a_round(
@@ -68,7 +68,7 @@ def test_owner_sees_the_form_and_starts_a_round(
     html = page.content.decode()
     assert 'id="round-start-form"' in html and "csrfmiddlewaretoken" in html
     for name in ("algorithm", "labelling", "judge", "reference", "rounds", "samples",
-                 "hyperparameters", "policy"):  # fmt: skip
+                 "hyperparameters", "policy"):
         assert f'<label for="id_{name}"' in html, name
     assert "No rounds yet" in html
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
@@ -100,7 +100,7 @@ def test_owner_sees_the_form_and_starts_a_round(
     ],
 )
 def test_invalid_settings_are_shown_in_the_form(project, people, change, error,
-                                                django_capture_on_commit_callbacks):  # fmt: skip
+                                                django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         response = client_for(people["owner"]).post(URL, {**START, **change})
     assert response.status_code == 400
@@ -146,7 +146,7 @@ def test_a_finished_round_shows_in_the_table_and_the_plot(project, people):
     html = page.content.decode()
     row = re.search(r'<table class="data" id="rounds-table">.*?</table>', html, re.S).group(0)
     for text in ("status-succeeded", "base (v0) → base-r1 (v1)", "25% → 50%", "62%",
-                 "[50%, 75%]", "0.012", "11.5", "generate 3.0 s", "train 42.5 s"):  # fmt: skip
+                 "[50%, 75%]", "0.012", "11.5", "generate 3.0 s", "train 42.5 s"):
         assert text in row, text
     uri = re.search(r'<img src="data:image/svg\+xml;base64,([A-Za-z0-9+/=]+)"', html).group(1)
     svg = base64.b64decode(uri).decode()

@@ -93,4 +93,4 @@ def test_screenshots_of_every_page_type(chromium, live_server):
             "owner-dashboard-390x844.png", "owner-settings-390x844.png",
             "owner-people-390x844.png", "profile-390x844.png",
             "error-403-390x844.png", "owner-data-390x844.png",
-            "owner-data-item-390x844.png"} <= set(written)  # fmt: skip
+            "owner-data-item-390x844.png"} <= set(written)

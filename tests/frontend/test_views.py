@@ -33,7 +33,7 @@ def people():
 @pytest.fixture
 def project(people):
     return project_make(slug="views", owner=people["owner"], annotators=[people["ann"]],
-                        reviewers=[people["reviewer"]], pairs=4, thumbs=2)  # fmt: skip
+                        reviewers=[people["reviewer"]], pairs=4, thumbs=2)
 
 
 def client_for(user) -> Client:
@@ -117,7 +117,7 @@ def test_the_page_never_names_the_model(project, people):
     page = client.get(url("task", kind_slug="pairwise")).content.decode()
     pk = lease(client)
     card = client.post(url("judgment-submit", assignment_id=pk), {"choice": "tie"},
-                       **FRAGMENT).content.decode()  # fmt: skip
+                       **FRAGMENT).content.decode()
     for html in (page, card):
         assert "secret-model-x" not in html and "0.77" not in html and "imported" not in html
 
@@ -134,7 +134,7 @@ def test_bad_input_keeps_the_task_and_stores_nothing(project, people):
     client = client_for(people["ann"])
     pk = lease(client)
     response = client.post(url("judgment-submit", assignment_id=pk), {"choice": "left",
-                           "strength": "9"}, **FRAGMENT)  # fmt: skip
+                           "strength": "9"}, **FRAGMENT)
     assert response.status_code == 400
     assert b"data-error" in response.content and f"/{pk}/judgment".encode() in response.content
     assert not Judgment.objects.exists()
@@ -153,7 +153,7 @@ def test_skip_then_thumbs(project, people):
     client = client_for(people["ann"])
     pk = lease(client)
     assert client.post(url("task-skip", kind_slug="pairwise", assignment_id=pk),
-                       **FRAGMENT).status_code == 200  # fmt: skip
+                       **FRAGMENT).status_code == 200
     assert Assignment.objects.get(pk=pk).status == Assignment.Status.SKIPPED
     pk = lease(client, "thumbs")
     client.post(url("feedback-submit", assignment_id=pk), {"thumbs": "down"}, **FRAGMENT)
@@ -167,7 +167,7 @@ def test_someone_elses_assignment_is_404(project, people):
     project.memberships.create(user=other, role=Membership.Role.ANNOTATOR)
     pk = lease(client_for(other))
     response = client_for(people["ann"]).post(url("judgment-submit", assignment_id=pk),
-                                              {"choice": "left"})  # fmt: skip
+                                              {"choice": "left"})
     assert response.status_code == 404
 
 
@@ -226,11 +226,11 @@ def test_import_shows_the_validation_report(project, people):
     client = client_for(people["owner"])
     good = "\n".join(json.dumps({"prompt": f"Imported question {i}?"}) for i in range(3))
     response = client.post(url("import"), {"file": SimpleUploadedFile("p.jsonl", good.encode()),
-                                           "format": "auto"})  # fmt: skip
+                                           "format": "auto"})
     assert response.status_code == 200 and b"Imported 3 of 3 rows" in response.content
     bad = good + "\n" + json.dumps({"nothing": "here"})
     response = client.post(url("import"), {"file": SimpleUploadedFile("b.jsonl", bad.encode()),
-                                           "format": "auto"})  # fmt: skip
+                                           "format": "auto"})
     assert response.status_code == 400 and b"Nothing was imported" in response.content
     assert b"<td>4</td>" in response.content  # the bad line is named
 
@@ -238,7 +238,7 @@ def test_import_shows_the_validation_report(project, people):
 def test_export_creates_a_snapshot_and_lists_it(project, people):
     client = client_for(people["owner"])
     form = {"format": "trl-kto-conversational", "split": "all", "vote": "majority",
-            "min_judgments": 1, "min_agreement": 0, "ties": "drop", "both_bad": "drop"}  # fmt: skip
+            "min_judgments": 1, "min_agreement": 0, "ties": "drop", "both_bad": "drop"}
     response = client.post(url("export"), form, follow=True)
     assert response.status_code == 200 and b"snapshot" in response.content
     assert b"/download?file=data.jsonl" in response.content
@@ -249,10 +249,10 @@ def test_jobs_fragment_shows_progress_and_errors(project, people):
     GenerationJob.objects.create(
         project=project, model_version=version, prompt_ids=[1], total=8, done=2,
         status="failed", error="engine exploded",
-    )  # fmt: skip
+    )
     FeedbackJob = apps.get_model("generation", "FeedbackJob")
     FeedbackJob.objects.create(project=project, kind="judge", total=10, done=4, labelled=3,
-                               routed=1, status="running")  # fmt: skip
+                               routed=1, status="running")
     html = client_for(people["owner"]).get(url("jobs-live")).content.decode()
     assert "engine exploded" in html and 'value="2"' in html and "<html" not in html
     assert "3 labelled · 1 to humans" in html and 'value="4"' in html
@@ -268,7 +268,7 @@ def test_rounds_plot_each_run_and_the_trend_across_runs(project, people):
         run = TrainingRun.objects.create(
             project=project, algorithm="dpo", snapshot=snapshot, policy=base, reference=base,
             output_name=f"r{r}",
-        )  # fmt: skip
+        )
         for step in (1, 2, 3):
             TrainingMetric.objects.create(run=run, step=step, values={"loss": 1 / (step + r)})
     html = client_for(people["owner"]).get(url("rounds")).content.decode()

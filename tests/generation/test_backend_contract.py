@@ -42,7 +42,7 @@ def test_sampling_defaults_and_round_trip():
     config = SamplingConfig.from_dict({"n": 4, "temperature": 0, "seed": 3})
     assert config.greedy and config.to_dict() == {
         "n": 4, "temperature": 0, "top_p": 1.0, "max_tokens": 64, "seed": 3,
-    }  # fmt: skip
+    }
 
 
 def test_request_seed_depends_on_seed_and_prompt_only():

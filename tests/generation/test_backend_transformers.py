@@ -21,7 +21,7 @@ CONVERSATIONS = [
      {"role": "user", "content": "Which city is the capital of the country Morvania?"}],
     [{"role": "user", "content": "Capital of Quillon?"}],
     [{"role": "user", "content": "Name the capital of Teskar, please, if you know it at all."}],
-]  # fmt: skip
+]
 
 
 @pytest.fixture(scope="module")

@@ -24,13 +24,13 @@ from prefloop.exceptions import ApplicationError, ConflictError
 PRINCIPLE = {
     "key": "brevity", "name": "Brevity", "critique_request": "Say what is too long.",
     "revision_request": "Shorten it.", "comparison_question": "Which answer is shorter?",
-}  # fmt: skip
+}
 
 
 def test_default_principles_cover_the_four_values_with_all_three_texts():
     assert [p.key for p in DEFAULT_PRINCIPLES] == [
         "helpfulness", "honesty", "harmlessness", "concision",
-    ]  # fmt: skip
+    ]
     for p in DEFAULT_PRINCIPLES:
         assert p.critique_request and p.revision_request and p.comparison_question.endswith("?")
     assert principles_validate([p.as_dict() for p in DEFAULT_PRINCIPLES]) == list(
@@ -59,7 +59,7 @@ def test_sampling_is_seeded_per_item_distinct_and_weighted():
     assert draw == principles_sample(DEFAULT_PRINCIPLES, k=3, seed=5, key="pair:9")
     assert len({p.key for p in draw}) == 3
     heavy = [PrincipleSpec(**{**p.as_dict(), "weight": 100.0 if p.key == "honesty" else 1.0})
-             for p in DEFAULT_PRINCIPLES]  # fmt: skip
+             for p in DEFAULT_PRINCIPLES]
     counts = Counter(
         principles_sample(heavy, k=1, seed=1, key=str(i))[0].key for i in range(300)
     )
@@ -83,7 +83,7 @@ def test_an_edit_is_a_new_version_and_old_versions_keep_their_principles():
     v2 = constitutions.constitution_version_create(
         constitution=v1.constitution, principles=[changed, {**PRINCIPLE, "key": "b2"}],
         note="reworded",
-    )  # fmt: skip
+    )
     assert (v1.number, v2.number) == (1, 2)
     (old,) = selectors.principle_specs(version=v1)
     assert old.comparison_question == "Which answer is shorter?"
@@ -111,18 +111,18 @@ def test_api_owners_create_and_version_constitutions_others_read(make_user):
     body = {"name": "mine", "principles": [PRINCIPLE]}
     assert client.post("/api/constitutions/create", body, format="json").status_code == 403
     assert client.post("/api/constitutions/create?project=p", body,
-                       format="json").status_code == 404  # fmt: skip
+                       format="json").status_code == 404
     client.force_authenticate(owner)
     assert client.post("/api/constitutions/create", body, format="json").status_code == 403
     created = client.post("/api/constitutions/create?project=p", body, format="json")
     assert created.status_code == 201, created.json()
     assert created.json()["principles"][0]["key"] == "brevity"
     bad = client.post("/api/constitutions/create?project=p",
-                      {"name": "x", "principles": [{"key": "k"}]}, format="json")  # fmt: skip
+                      {"name": "x", "principles": [{"key": "k"}]}, format="json")
     assert bad.status_code == 400 and "critique_request" in bad.json()["detail"]
     new = {"principles": [{**PRINCIPLE, "weight": 2}], "note": "heavier"}
     response = client.post("/api/constitutions/mine/versions/create?project=p", new,
-                           format="json")  # fmt: skip
+                           format="json")
     assert response.status_code == 201 and response.json()["number"] == 2
     first = client.get("/api/constitutions/mine/versions/1?project=p").json()
     assert first["principles"][0]["weight"] == 1

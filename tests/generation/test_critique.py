@@ -59,7 +59,7 @@ def setup(make_user, tiny_model_dir):
     for question, answer in ANSWERS.items():
         prompt, _ = content.prompt_get_or_create(project=project, messages=question)
         response, _ = content.response_get_or_create(prompt=prompt, text=answer,
-                                                     source="imported")  # fmt: skip
+                                                     source="imported")
         responses.append(response)
     version = generation_services.model_version_register(name="tiny", source=str(tiny_model_dir))
     return project, version, responses
@@ -68,7 +68,7 @@ def setup(make_user, tiny_model_dir):
 def critique(project, version, **options):
     options.setdefault("sampling", {"temperature": 1.0, "max_tokens": 12})
     job = jobs.critique_job_create(project=project, model_version=version, enqueue=False,
-                                   **options)  # fmt: skip
+                                   **options)
     return runner.feedback_job_run(job_id=job.pk)
 
 
@@ -83,7 +83,7 @@ def test_trace_holds_the_principles_sampled_and_sent(setup, recorder):
         trace = CritiqueTrace.objects.get(response=response)
         assert (trace.seed, trace.round_count, trace.constitution_version) == (11, 2, constitution)
         expected = [round_principle(list(principles.values()), seed=11, key=response.pk,
-                                    round_index=r).key for r in range(2)]  # fmt: skip
+                                    round_index=r).key for r in range(2)]
         assert [r["principle"] for r in trace.rounds] == expected
         for r in trace.rounds:
             p = principles[r["principle"]]
@@ -92,7 +92,7 @@ def test_trace_holds_the_principles_sampled_and_sent(setup, recorder):
         # Round 2 critiques round 1's revision; the critique is the assistant turn before
         # the revision request.
         revising = [c for c in recorder.sent if c[-1]["content"].startswith(prompts.REVISION_PREFIX)
-                    and c[1]["content"] == trace.rounds[0]["revision"]]  # fmt: skip
+                    and c[1]["content"] == trace.rounds[0]["revision"]]
         assert any(c[-2]["content"] == trace.rounds[1]["critique"] for c in revising)
     assert len(recorder.sent) == 3 * 2 * 2  # responses x rounds x (critique, revision)
 
@@ -146,7 +146,7 @@ def test_sft_outcome_keeps_revisions_as_examples_only(setup, recorder):
     sft, _ = training_data.ai_export_create(
         project=project, fmt="trl-sft-conversational",
         rules=training_data.ConversionRules(source="revisions"),
-    )  # fmt: skip
+    )
     rows = [json.loads(x) for x in (Path(sft.path) / "data.jsonl").read_text().splitlines()]
     assert rows[0]["prompt"][0]["role"] == "user"
     assert rows[0]["completion"] == [{"role": "assistant", "content": traces[0].revision.text}]
@@ -159,7 +159,7 @@ def test_unchanged_revisions_make_no_pair(setup, monkeypatch):
     class Echo:  # "revises" by repeating the original answer
         def generate(self, requests, sampling):
             first_reply = [next(m["content"] for m in r if m["role"] == "assistant")
-                           for r in requests]  # fmt: skip
+                           for r in requests]
             return [[type("C", (), {"text": text})()] for text in first_reply]
 
     monkeypatch.setattr(conf, "backend_for", lambda source: Echo())

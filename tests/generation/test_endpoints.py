@@ -22,17 +22,17 @@ def register(*args: str) -> str:
 
 def test_register_model_with_an_endpoint_stores_url_served_name_and_the_key_variable_name():
     said = register("judge-70b", "--endpoint", "http://vllm-judge:8000/v1/",
-                    "--served-name", "judge", "--api-key-env", "JUDGE_KEY")  # fmt: skip
+                    "--served-name", "judge", "--api-key-env", "JUDGE_KEY")
     assert "judge at http://vllm-judge:8000" in said
     version = ModelVersion.objects.get(name="judge-70b")
     assert version.is_endpoint and version.source == ""
     assert (version.endpoint_url, version.served_name, version.api_key_env) == (
         "http://vllm-judge:8000", "judge", "JUDGE_KEY",
-    )  # fmt: skip
+    )
     assert endpoints.backend_name_for(version) == "remote"
     assert endpoints.remote_options(version)["api_key_env"] == "JUDGE_KEY"
     register("judge-70b", "--endpoint", "http://vllm-judge:8000", "--served-name", "judge",
-             "--api-key-env", "JUDGE_KEY")  # idempotent  # fmt: skip
+             "--api-key-env", "JUDGE_KEY")  # idempotent
     assert ModelVersion.objects.filter(name="judge-70b").count() == 1
 
 
@@ -46,7 +46,7 @@ def test_register_model_with_an_endpoint_stores_url_served_name_and_the_key_vari
         (["--served-name", "m"], "need --endpoint"),
         ([], "give the model's source"),
     ],
-)  # fmt: skip
+)
 def test_bad_endpoints_are_refused_with_a_reason(args, message):
     with pytest.raises(CommandError, match=message.replace("(", r"\(").replace(")", r"\)")):
         register("bad", *args)

@@ -28,7 +28,7 @@ def setup(make_user, monkeypatch):
     demo_pairs(project, count=6, mixed_only=True)
     sent = []
     monkeypatch.setattr("generation.feedback.tasks.feedback_job_execute.apply_async",
-                        lambda **kw: sent.append(kw))  # fmt: skip
+                        lambda **kw: sent.append(kw))
     client = APIClient()
     client.force_authenticate(owner)
     return project, owner, client, sent
@@ -38,19 +38,19 @@ def test_owner_creates_a_judge_and_a_job_and_follows_it(setup, django_capture_on
     project, _, client, sent = setup
     judges_url = f"/api/judges/create?project={project.slug}"
     made = client.post(judges_url, {"kind": "programmatic", "callable_path": CHECKER},
-                       format="json")  # fmt: skip
+                       format="json")
     assert made.status_code == 201, made.json()
     name = made.json()["name"]
     assert made.json()["annotator"].startswith("ai-")
     bad = client.post(judges_url, {"kind": "programmatic", "callable_path": "os.getcwd"},
-                      format="json")  # fmt: skip
+                      format="json")
     assert bad.status_code == 400 and "allowed module" in bad.json()["detail"]
     assert any(j["name"] == name
-               for j in client.get(f"/api/judges?project={project.slug}").json())  # fmt: skip
+               for j in client.get(f"/api/judges?project={project.slug}").json())
     assert all(j["name"] != name for j in client.get("/api/judges").json())  # not site-wide
     with django_capture_on_commit_callbacks(execute=True):
         created = client.post(f"/api/projects/{project.slug}/feedback-jobs/create",
-                              {"judge": name, "batch_size": 4}, format="json")  # fmt: skip
+                              {"judge": name, "batch_size": 4}, format="json")
     assert created.status_code == 201, created.json()
     job_id = created.json()["id"]
     assert sent == [{"kwargs": {"job_id": job_id}, "task_id": created.json()["celery_task_id"]}]
@@ -62,11 +62,11 @@ def test_owner_creates_a_judge_and_a_job_and_follows_it(setup, django_capture_on
         job_id
     ]
     snapshot = client.post(f"/api/projects/{project.slug}/ai-exports/create",
-                           {"judge": name, "min_probability": 0.9}, format="json")  # fmt: skip
+                           {"judge": name, "min_probability": 0.9}, format="json")
     assert snapshot.status_code == 201, snapshot.json()
     assert snapshot.json()["format"] == "trl-dpo" and snapshot.json()["rows"] == 6
     bad = client.post(f"/api/projects/{project.slug}/ai-exports/create",
-                      {"judge": name, "split": "test"}, format="json")  # fmt: skip
+                      {"judge": name, "split": "test"}, format="json")
     assert bad.status_code == 400 and "split" in bad.json()["detail"]
 
 
@@ -74,7 +74,7 @@ def test_cancel_and_retry(setup):
     project, _, client, _ = setup
     judge = judges.judge_from_spec(spec=DEMO_JUDGE)
     created = client.post(f"/api/projects/{project.slug}/feedback-jobs/create",
-                          {"judge": judge.name}, format="json").json()  # fmt: skip
+                          {"judge": judge.name}, format="json").json()
     cancelled = client.post(f"/api/feedback-jobs/{created['id']}/cancel").json()
     assert cancelled["status"] == "cancelled"
     retried = client.post(f"/api/feedback-jobs/{created['id']}/retry").json()
@@ -106,10 +106,10 @@ def test_only_owners_reach_project_endpoints(setup):
     assert other.post(url, {"judge": judge.name}, format="json").status_code == 403
     assert other.get(f"/api/projects/{project.slug}/feedback-jobs").status_code == 403
     assert other.post("/api/judges/create", {"kind": "programmatic", "callable_path": CHECKER},
-                      format="json").status_code == 403  # fmt: skip
+                      format="json").status_code == 403
     assert other.post(f"/api/judges/create?project={project.slug}",
                       {"kind": "programmatic", "callable_path": CHECKER},
-                      format="json").status_code == 403  # fmt: skip
+                      format="json").status_code == 403
     outsider = APIClient()
     outsider.force_authenticate(judges.judge_from_spec(spec=DEMO_JUDGE).annotator)
     assert outsider.get(f"/api/projects/{project.slug}/feedback-jobs").status_code == 404
@@ -122,7 +122,7 @@ def test_schema_lists_the_feedback_endpoints(setup):
     paths = json.loads(schema.content)["paths"]
     for path in ("/api/constitutions", "/api/judges/create",
                  "/api/projects/{slug}/feedback-jobs/create",
-                 "/api/projects/{slug}/judges/{judge}/trust"):  # fmt: skip
+                 "/api/projects/{slug}/judges/{judge}/trust"):
         assert path in paths
 
 
@@ -152,6 +152,6 @@ def test_critique_revise_command(setup, tiny_model_dir, settings, capsys):
     project, _, _, _ = setup
     model_version_register(name="tiny", source=str(tiny_model_dir))
     call_command("critique_revise", project=project.slug, model="tiny", limit=2, max_tokens=8,
-                 seed=3, here=True)  # fmt: skip
+                 seed=3, here=True)
     out = capsys.readouterr().out
     assert "critique job" in out and "succeeded" in out

@@ -50,7 +50,7 @@ def reset_flaky():
 def create(project, spec=DEMO_JUDGE, **options):
     options.setdefault("batch_size", 5)
     return jobs.feedback_job_create(project=project, judge=judges.judge_from_spec(spec=spec),
-                                    enqueue=False, **options)  # fmt: skip
+                                    enqueue=False, **options)
 
 
 def test_a_judge_crashing_mid_job_writes_nothing_of_that_batch_and_a_retry_continues(project):
@@ -153,14 +153,14 @@ def test_an_audit_judge_adds_its_own_slot(project):
 
 def test_routing_opens_a_slot_on_a_full_task_unless_humans_judged_it(project):
     pairs = [p for p in demo_pairs(project, count=30, seed=3, overlap=1)
-             if p.a_correct == p.b_correct][:2]  # fmt: skip
+             if p.a_correct == p.b_correct][:2]
     other_ai = annotator_user_get_or_create(username="other-ai", kind="ai")
     person = human("person", project)
     judgment_services.judgment_submit(annotator=other_ai, task=pairs[0].task, choice="a",
-                                      source="ai")  # fmt: skip
+                                      source="ai")
     judgment_services.judgment_submit(annotator=person, task=pairs[1].task, choice="b")
     runner.feedback_job_run(job_id=create(project, scope="tasks",
-                                          task_ids=[p.task.pk for p in pairs]).pk)  # fmt: skip
+                                          task_ids=[p.task.pk for p in pairs]).pk)
     full, judged = (FeedbackLabel.objects.get(task=p.task) for p in pairs)
     assert full.routed and full.task.overlap_wanted == 2
     assert not judged.routed and judged.unsure and judged.task.overlap_wanted == 1
@@ -189,7 +189,7 @@ def test_selection_scopes(project, owner):
     for i, response in enumerate([tasks_[4].response_a, tasks_[4].response_b]):
         GeneratedSample.objects.create(prompt=response.prompt, model_version=version, seed=1,
                                        sampling_key="k", sample_index=i, response=response,
-                                       job=gen)  # fmt: skip
+                                       job=gen)
     assert ids(scope="generation_job", generation_job_id=gen.pk) == [tasks_[4].pk]
     runner.feedback_job_run(job_id=create(project, scope="tasks", task_ids=[tasks_[5].pk]).pk)
     assert tasks_[5].pk not in ids()  # a judge labels a comparison once
@@ -204,10 +204,10 @@ def test_jobs_are_enqueued_on_the_gpu_queue_after_commit(project, monkeypatch,
     demo_pairs(project, count=2, mixed_only=True)
     sent = []
     monkeypatch.setattr(tasks.feedback_job_execute, "apply_async",
-                        lambda **kw: sent.append(kw))  # fmt: skip
+                        lambda **kw: sent.append(kw))
     with django_capture_on_commit_callbacks(execute=True):
         job = jobs.feedback_job_create(project=project, judge=judges.judge_from_spec(
-            spec=DEMO_JUDGE))  # fmt: skip
+            spec=DEMO_JUDGE))
     assert sent == [{"kwargs": {"job_id": job.pk}, "task_id": job.celery_task_id}]
     assert tasks.feedback_job_execute.queue == "gpu"
 
@@ -220,7 +220,7 @@ def test_constitutional_judge_job_on_the_tiny_model(project, tiny_model_dir, set
     judge = judges.judge_from_spec(spec="constitutional", model_version=version,
                                    settings={"principles_per_label": 2, "seed": 1})
     job = jobs.feedback_job_create(project=project, judge=judge, batch_size=4, enqueue=False,
-                                   min_confidence=0.0)  # fmt: skip
+                                   min_confidence=0.0)
     job = runner.feedback_job_run(job_id=job.pk)
     assert job.status == "succeeded", job.error
     assert job.backend == "transformers" and job.engine_seconds > 0

@@ -32,7 +32,7 @@ pytestmark = pytest.mark.django_db
 ROWS = [
     (0.90, 0.90, 0.90, "aa"), (0.80, 0.85, 0.75, "ab"), (0.30, 0.20, 0.40, "bb"),
     (0.70, 0.80, 0.60, "bb"), (0.55, 0.90, 0.20, "aa"), (0.35, 0.10, 0.60, ""),
-]  # fmt: skip
+]
 
 
 @pytest.fixture
@@ -46,7 +46,7 @@ def report_setup(make_user):
         for person, choice in zip(people, choices, strict=False):
             judgment_submit(annotator=person, task=task, choice=choice)
         label = PairLabel(p_a=p_a, confidence=confidence_of(p_a), p_a_first=first,
-                          p_a_second=second, principles=("honesty",))  # fmt: skip
+                          p_a_second=second, principles=("honesty",))
         store.label_record(judge=judge, task=task, label=label, job=None)
     return project, judge, owner, people
 
@@ -63,9 +63,9 @@ def test_trust_report_by_hand(report_setup):
     assert r.confusion["a"] == {"a": 2, "b": 1, "tie": 0, "both_bad": 0, "split": 1}
     assert r.confusion["b"]["b"] == 1 and sum(r.confusion["tie"].values()) == 0
     filled = {round(b.low, 1): (b.n, b.mean_soft_label, b.human_chose_a)
-              for b in r.calibration if b.n}  # fmt: skip
+              for b in r.calibration if b.n}
     assert filled == {0.9: (1, 0.9, 1.0), 0.3: (1, 0.3, 0.0), 0.7: (1, 0.7, 0.0),
-                      0.5: (1, 0.55, 1.0)}  # fmt: skip
+                      0.5: (1, 0.55, 1.0)}
     assert r.expected_calibration_error == pytest.approx(0.3875)
     assert r.brier_score == pytest.approx(0.7925 / 4)
     assert r.two_order_labels == 6

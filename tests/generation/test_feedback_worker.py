@@ -33,11 +33,11 @@ def test_feedback_jobs_run_in_a_real_worker(make_user, tiny_model_dir, tmp_path)
     pairs = demo_pairs(project, count=4, mixed_only=True)
     version = model_version_register(name="tiny", source=str(tiny_model_dir))
     constitutional = judges.judge_from_spec(spec="constitutional", model_version=version,
-                                            settings={"principles_per_label": 2})  # fmt: skip
+                                            settings={"principles_per_label": 2})
     log = tmp_path / "worker.log"
     with celery_worker(queues="gpu", log_path=log, env={"GENERATION_BACKEND": "transformers"}):
         first = jobs.feedback_job_create(project=project, judge=constitutional, batch_size=3,
-                                         min_confidence=0.0)  # fmt: skip
+                                         min_confidence=0.0)
         first = wait_for(first, 240, log)
         second = jobs.feedback_job_create(project=project,
                                           judge=judges.judge_from_spec(spec=DEMO_JUDGE))

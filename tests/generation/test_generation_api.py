@@ -79,7 +79,7 @@ def test_annotators_cannot_register_models(make_user, project):
 
 
 def test_create_watch_and_cancel_a_job(client, project, tiny_model_dir, enqueued, owner,
-                                       django_capture_on_commit_callbacks):  # fmt: skip
+                                       django_capture_on_commit_callbacks):
     services.model_version_register(name="tiny", source=str(tiny_model_dir))
     with django_capture_on_commit_callbacks(execute=True):
         r = client.post(
@@ -87,14 +87,14 @@ def test_create_watch_and_cancel_a_job(client, project, tiny_model_dir, enqueued
             {"model_version": "tiny", "tags": ["even"], "pairing": "all",
              "sampling": {"n": 3, "temperature": 0.8, "max_tokens": 32}},
             format="json",
-        )  # fmt: skip
+        )
     assert r.status_code == 201, r.data
     job = GenerationJob.objects.get(pk=r.data["id"])
     assert enqueued == [{"kwargs": {"job_id": job.pk}, "task_id": job.celery_task_id}]
     assert r.data["progress"] == {
         "done": 0, "total": 3, "fraction": 0.0, "elapsed_seconds": 0.0, "output_tokens": 0,
         "tokens_per_second": 0.0, "engine_tokens_per_second": 0.0, "eta_seconds": None,
-    }  # fmt: skip
+    }
     assert r.data["sampling"]["n"] == 3 and isinstance(r.data["sampling"]["seed"], int)
     assert job.created_by == owner
     assert client.get(f"/api/generation-jobs/{job.pk}").data["status"] == "pending"
@@ -143,7 +143,7 @@ def test_generate_command_runs_a_job_here(project, tiny_model_dir, settings, cap
     settings.GENERATION_BACKEND = "transformers"
     services.model_version_register(name="tiny", source=str(tiny_model_dir))
     call_command("generate", "--project", "gen", "--model", "tiny", "--split", "eval",
-                 "--n", "2", "--max-tokens", "8", "--seed", "5", "--here")  # fmt: skip
+                 "--n", "2", "--max-tokens", "8", "--seed", "5", "--here")
     out = capsys.readouterr().out
     job = GenerationJob.objects.get()
     assert job.status == "succeeded" and job.total == 2

@@ -122,7 +122,7 @@ def test_best_vs_worst_uses_the_registered_judge(project, tiny_version, monkeypa
         pairing.SCORERS, "length", lambda *, prompt, responses: [len(r.text) for r in responses]
     )
     job = run(project, tiny_version, pairing_name="best_vs_worst", judge="length",
-              sampling={"n": 4, "temperature": 1.0, "max_tokens": 16, "seed": 3})  # fmt: skip
+              sampling={"n": 4, "temperature": 1.0, "max_tokens": 16, "seed": 3})
     assert job.status == GenerationJob.Status.SUCCEEDED, job.error
     for task in Task.objects.filter(project=project):
         others = task.prompt.responses.values_list("text", flat=True)
@@ -153,7 +153,7 @@ def test_cancel_stops_between_batches(project, tiny_version, monkeypatch):
     job = services.generation_job_create(
         project=project, model_version=tiny_version, batch_size=2, enqueue=False,
         sampling={"n": 2, "max_tokens": 8, "seed": 1},
-    )  # fmt: skip
+    )
     real = store.samples_store
 
     def store_then_cancel(**kwargs):
@@ -251,7 +251,7 @@ def test_selection_by_tag_split_and_lacking_candidates(project, tiny_version):
     for text in ("one", "two"):
         response_get_or_create(prompt=prompts[0], text=text, source="imported")
     select = {"project": project, "model_version": tiny_version, "sampling": {"n": 2},
-              "enqueue": False}  # fmt: skip
+              "enqueue": False}
     assert services.generation_job_create(**select, tags=["even"]).prompt_ids == [
         p.pk for p in prompts[::2]
     ]

@@ -55,7 +55,7 @@ class CountingBackend:
 
 def pairs(swapped: bool = False) -> list[Pair]:
     return [Pair(key=i, messages=QUESTION, a=b if swapped else a, b=a if swapped else b)
-            for i, (a, b) in enumerate(ANSWERS)]  # fmt: skip
+            for i, (a, b) in enumerate(ANSWERS)]
 
 
 def softmax_a(logprobs: dict[str, float]) -> float:
@@ -69,7 +69,7 @@ def test_choice_is_the_argmax_of_the_scored_option_logprobs(backend):
         ab, ba = backend.option_logprobs([
             prompts.comparison_request(pair.messages, principle, pair.a, pair.b),
             prompts.comparison_request(pair.messages, principle, pair.b, pair.a),
-        ])  # fmt: skip
+        ])
         # P(a better): option A in the first order, option B in the second; averaged.
         p_a = (softmax_a(ab) + 1 - softmax_a(ba)) / 2
         assert label.p_a_first == pytest.approx(softmax_a(ab), abs=1e-6)
@@ -132,7 +132,7 @@ def test_label_arithmetic_by_hand():
     biased = label_from_orders([OrderScore("h", "a", 0.9), OrderScore("h", "b", 0.8)])
     assert biased.flipped and biased.preferred_slot == "first"
     clamped = label_from_orders([OrderScore("h", "a", 0.99), OrderScore("h", "b", 0.02)],
-                                (0.4, 0.6))  # fmt: skip
+                                (0.4, 0.6))
     assert clamped.p_a == pytest.approx(0.6) and clamped.confidence == pytest.approx(1.0)
     assert confidence_of(0.55, (0.4, 0.6)) == pytest.approx(0.5)
     assert label_from_scores(1.0, 0.0, None).p_a == 1.0

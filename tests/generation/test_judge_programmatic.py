@@ -82,7 +82,7 @@ def test_demo_labels_export_to_dpo_and_kto(project):
     for row in rows:
         assert row["label"] == check_answer(fact_of[row["prompt"]], row["completion"])
     none, _ = export_snapshot_create(project=project, fmt="trl-dpo",
-                                     rules=ExportRules(include_ai=False))  # fmt: skip
+                                     rules=ExportRules(include_ai=False))
     assert none.counts["rows"] == 0  # AI verdicts can be left out like any source
 
 

@@ -72,10 +72,10 @@ def test_reward_model_job(make_user, rm_dir):
     pairs = demo_pairs(project, count=4, mixed_only=True)
     model_version_register(name="rm-v1", source=str(rm_dir))
     judge = judge_services.judge_from_spec(spec="reward-model:rm-v1",
-                                           settings={"temperature": 0.01})  # fmt: skip
+                                           settings={"temperature": 0.01})
     try:
         job = jobs.feedback_job_create(project=project, judge=judge, enqueue=False,
-                                       min_confidence=0.0)  # fmt: skip
+                                       min_confidence=0.0)
         job = runner.feedback_job_run(job_id=job.pk)
     finally:
         judges.close_reward_model()

@@ -34,7 +34,7 @@ PAIRS = [
     Pair(key=10 * i + j, messages=[{"role": "user", "content": f"What is the capital of {c}?"}],
          a=a.format(c=c), b=b.format(c=c))
     for i, c in enumerate(QUESTIONS) for j, (a, b) in enumerate(ANSWERS)
-]  # fmt: skip
+]
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +77,7 @@ def test_choice_is_the_argmax_of_vllms_option_logprobs(engine):
         ab, ba = engine.option_logprobs([
             prompts.comparison_request(pair.messages, principle, pair.a, pair.b),
             prompts.comparison_request(pair.messages, principle, pair.b, pair.a),
-        ])  # fmt: skip
+        ])
         assert label.p_a == pytest.approx((softmax_a(ab) + 1 - softmax_a(ba)) / 2, abs=1e-5)
         averaged = {"a": ab["A"] + ba["B"], "b": ab["B"] + ba["A"]}
         assert label.choice == max(averaged, key=averaged.get)

@@ -88,7 +88,7 @@ def server(in_process, tiny_model_dir, tmp_path_factory):
 @pytest.fixture
 def remote(server, tiny_model_dir):
     backend = backends.get_backend("remote", str(tiny_model_dir), base_url=server.url,
-                                   served_name="tiny", retries=2, backoff=0.1)  # fmt: skip
+                                   served_name="tiny", retries=2, backoff=0.1)
     yield backend
     backends.close_backend()
 
@@ -98,7 +98,7 @@ def endpoint_version(server, tiny_model_dir, db):
     return endpoints.model_version_register_endpoint(
         name="tiny-served", endpoint_url=server.url, served_name="tiny",
         tokenizer_source=str(tiny_model_dir),
-    )  # fmt: skip
+    )
 
 
 @pytest.fixture
@@ -139,7 +139,7 @@ def test_a_generation_job_runs_through_the_server(project, endpoint_version, in_
     job = services.generation_job_create(
         project=project, model_version=endpoint_version, enqueue=False, pairing_name="none",
         sampling={"n": 2, "temperature": 0, "max_tokens": 24, "seed": 3},
-    )  # fmt: skip
+    )
     job = jobs.generation_job_run(job_id=job.pk)
     assert job.status == GenerationJob.Status.SUCCEEDED, job.error
     assert job.backend == "remote"
@@ -150,16 +150,16 @@ def test_a_generation_job_runs_through_the_server(project, endpoint_version, in_
         c[-1]["content"]: len(row[0])
         for c, row in zip(CONVERSATIONS, in_process["greedy"], strict=True)
     }
-    assert by_question == expected  # fmt: skip
+    assert by_question == expected
 
 
 @pytest.mark.django_db(transaction=True)
 def test_an_ai_feedback_job_runs_through_the_server(project, endpoint_version):
     demo_pairs(project, count=4, mixed_only=True)
     judge = judges.judge_from_spec(spec="constitutional", model_version=endpoint_version,
-                                   settings={"principles_per_label": 1, "seed": 1})  # fmt: skip
+                                   settings={"principles_per_label": 1, "seed": 1})
     job = feedback_jobs.feedback_job_create(project=project, judge=judge, batch_size=2,
-                                            enqueue=False, min_confidence=0.0)  # fmt: skip
+                                            enqueue=False, min_confidence=0.0)
     job = runner.feedback_job_run(job_id=job.pk)
     assert job.status == "succeeded", job.error
     assert job.backend == "remote"
@@ -191,7 +191,7 @@ def generation_job(project, version) -> GenerationJob:
     return services.generation_job_create(
         project=project, model_version=version, enqueue=False, batch_size=2, pairing_name="none",
         sampling={"n": 2, "temperature": 1.0, "max_tokens": 16, "seed": 5},
-    )  # fmt: skip
+    )
 
 
 @pytest.mark.django_db(transaction=True)
@@ -207,7 +207,7 @@ def test_a_killed_server_makes_the_job_retry_and_finish_once_it_is_back(
     restarts[0].join()
     assert job.status == GenerationJob.Status.SUCCEEDED, job.error
     client = backends.get_backend("remote", endpoint_version.source,
-                                  **endpoints.remote_options(endpoint_version)).client  # fmt: skip
+                                  **endpoints.remote_options(endpoint_version)).client
     assert client.retries_done >= 1
     assert GeneratedSample.objects.filter(job=job).count() == 6 * 2  # no duplicates
 
@@ -231,7 +231,7 @@ def test_a_server_that_stays_down_fails_the_job_with_the_reason_and_a_rerun_adds
     again = services.generation_job_create(
         project=project, model_version=endpoint_version, enqueue=False, batch_size=2,
         pairing_name="none", sampling=job.sampling,
-    )  # fmt: skip
+    )
     again = jobs.generation_job_run(job_id=again.pk)
     assert again.status == GenerationJob.Status.SUCCEEDED, again.error
     assert GeneratedSample.objects.count() == 6 * 2
@@ -282,7 +282,7 @@ def test_lora_rounds_load_their_adapters_into_the_server_and_generate_from_them(
     for index in (1, 2):  # round 2 trains on round 1's weights: the adapter stacks (rank 16)
         tuned = lora_tuned(policy.source, tmp_path / f"round{index}" / "final", seed=index)
         version = services.model_version_register(name=f"round{index}", source=str(tuned),
-                                                   parent=policy)  # fmt: skip
+                                                   parent=policy)
         rnd = round_stub(policy, index=index, lora_r=8)
         next_policy, message = served.round_version_serve(rnd=rnd, version=version)
         assert next_policy is not None, message
@@ -300,7 +300,7 @@ def test_lora_rounds_load_their_adapters_into_the_server_and_generate_from_them(
     job = services.generation_job_create(
         project=project, model_version=policy, enqueue=False, pairing_name="none",
         sampling={"n": 1, "temperature": 0, "max_tokens": 24, "seed": 1},
-    )  # fmt: skip
+    )
     job = jobs.generation_job_run(job_id=job.pk)
     assert job.status == GenerationJob.Status.SUCCEEDED and job.backend == "remote", job.error
 
@@ -310,7 +310,7 @@ def test_without_lora_the_round_stops_at_the_new_version_and_says_how_to_serve_i
     endpoint_version, tiny_model_dir
 ):
     version = services.model_version_register(name="full-ft", source=str(tiny_model_dir),
-                                               parent=endpoint_version)  # fmt: skip
+                                               parent=endpoint_version)
     served_version, message = served.round_version_serve(
         rnd=round_stub(endpoint_version, index=1, lora_r=0), version=version
     )

@@ -74,7 +74,7 @@ class Stub:
             return scripted
         message = {"role": "assistant", "content": f"echo {body.get('seed')}"}
         choices = [{"index": i, "message": message, "finish_reason": "stop"}
-                   for i in range(body.get("n", 1))]  # fmt: skip
+                   for i in range(body.get("n", 1))]
         return 200, {"choices": choices}
 
 
@@ -96,7 +96,7 @@ def test_429_and_5xx_are_retried_with_backoff_then_succeed(stub):
     client = RemoteClient(base_url=server.url, retry=FAST)
     assert client.post_all("/v1/x", [{"a": 1}]) == [{"choices": [
         {"index": 0, "message": {"role": "assistant", "content": "echo None"},
-         "finish_reason": "stop"}]}]  # fmt: skip
+         "finish_reason": "stop"}]}]
     assert len(server.calls) == 4 and client.retries_done == 3
 
 
@@ -152,7 +152,7 @@ def test_a_plain_openai_server_without_a_tokenizer_offers_generation_only(stub, 
     assert auth == "Bearer s3cret" and "return_token_ids" not in body
     with pytest.raises(UnsupportedOperationError, match="needs a vLLM server"):
         backend.score([ScoreRequest(messages=[{"role": "user", "content": "hi"}],
-                                    continuation="x")])  # fmt: skip
+                                    continuation="x")])
 
 
 def test_an_unknown_served_name_or_a_missing_key_variable_fail_clearly(stub, monkeypatch):

@@ -44,7 +44,7 @@ SAMPLING = {"n": 2, "temperature": 0.7, "top_p": 0.95, "seed": 1234}
 PRINCIPLE = {
     "key": "honest", "name": "Honest", "critique_request": "Is it honest?",
     "revision_request": "Make it honest.", "comparison_question": "Which is more honest?",
-}  # fmt: skip
+}
 
 
 @dataclass
@@ -75,21 +75,21 @@ def _work(project: Project, owner, base: ModelVersion, judge) -> dict[str, objec
     job = GenerationJob.objects.create(
         project=project, model_version=base, prompt_ids=prompt_ids, sampling=SAMPLING,
         total=len(prompt_ids), status=GenerationJob.Status.RUNNING,
-    )  # fmt: skip
+    )
     feedback_job = FeedbackJob.objects.create(
         project=project, kind=FeedbackJob.Kind.JUDGE, judge=judge,
         status=FeedbackJob.Status.RUNNING, total=6,
-    )  # fmt: skip
+    )
     run = TrainingRun.objects.create(
         project=project, algorithm="dpo", snapshot=snapshot, policy=base, reference=base,
         output_name=f"{project.slug}-run",
-    )  # fmt: skip
+    )
     Round.objects.create(
         project=project, index=1, initial_version=base, policy=base, reference=base,
         labelling=Round.Labelling.PROGRAMMATIC, status=Round.Status.FAILED, error="crashed",
-    )  # fmt: skip
+    )
     return {"export": snapshot.content_hash, "gen_job": job.pk, "fb_job": feedback_job.pk,
-            "run": run.pk}  # fmt: skip
+            "run": run.pk}
 
 
 def _verdict(project: Project, user, choice: str, rationale: str = "") -> None:
@@ -107,9 +107,9 @@ def _ai_label(project: Project, judge) -> None:
     """The AI judge's verdict on the first task, with the label an AI export reads."""
     first = Task.objects.filter(project=project, kind=Task.Kind.PAIRWISE).order_by("pk").first()
     verdict, _ = judgments.judgment_submit(task=first, annotator=judge.annotator, choice="a",
-                                           source="ai", soft_label=0.9)  # fmt: skip
+                                           source="ai", soft_label=0.9)
     FeedbackLabel.objects.create(judge=judge, task=first, judgment=verdict, soft_label=0.9,
-                                 confidence=0.8, choice="a")  # fmt: skip
+                                 confidence=0.8, choice="a")
 
 
 def _lease(project: Project, user, kind: str) -> int:
@@ -122,13 +122,13 @@ def _owned(project: Project, owner, prefix: str) -> dict[str, object]:
     """A model version, a constitution and a judge that belong to ``project``."""
     model = ModelVersion.objects.create(project=project, name=f"{prefix}-private",
                                         source=f"org/{prefix}-private",
-                                        notes="trained on private data")  # fmt: skip
+                                        notes="trained on private data")
     constitutions.constitution_create(name=f"{prefix}-rules", principles=[PRINCIPLE],
-                                      created_by=owner, project=project)  # fmt: skip
+                                      created_by=owner, project=project)
     judge = judges.judge_get_or_create(kind="reward_model", model_version=model,
-                                       name=f"{prefix}-judge", project=project)  # fmt: skip
+                                       name=f"{prefix}-judge", project=project)
     return {"private_model": model.name, "own_constitution": f"{prefix}-rules",
-            "own_judge": judge.name}  # fmt: skip
+            "own_judge": judge.name}
 
 
 def world_build() -> World:
@@ -136,7 +136,7 @@ def world_build() -> World:
     users = {role: user_build(f"mx-{role.replace('_', '-')}") for role in names}
     base = ModelVersion.objects.create(name="mx-base", source="org/mx-base")
     tuned = ModelVersion.objects.create(name="mx-tuned", source="org/mx-tuned", parent=base,
-                                        version=1, round_index=1)  # fmt: skip
+                                        version=1, round_index=1)
     judge = judges.judge_from_spec(spec=DEMO_JUDGE)
     users["ai_judge"] = judge.annotator
     project = _project(SLUG, users["owner"], models=(tuned, base))
@@ -154,7 +154,7 @@ def world_build() -> World:
     users["owner"].groups.add(Group.objects.get(name="Project creators"))
     invited = invitations.invitation_create(project=project, inviter=users["owner"],
                                             username=users["outsider"].username,
-                                            role=Membership.Role.REVIEWER)  # fmt: skip
+                                            role=Membership.Role.REVIEWER)
     refs = {
         "slug": SLUG, "other_slug": OTHER_SLUG, "model": base.name, "judge": judge.name,
         "constitution": "mx-rules", "version": 1, "round": 1, "pairwise": "pairwise",
@@ -168,7 +168,7 @@ def world_build() -> World:
     }
     refs |= _work(project, users["owner"], base, judge) | _owned(project, users["owner"], "mx")
     refs["import_job"] = ImportJob.objects.create(project=project, format="jsonl",
-                                                  path="/nonexistent/mx.jsonl").pk  # fmt: skip
+                                                  path="/nonexistent/mx.jsonl").pk
     refs |= _judged(project, users["owner"])
     other_refs = _work(other, users["other_owner"], base, judge)
     other_refs |= _owned(other, users["other_owner"], "el") | _judged(other, users["other_owner"])

@@ -39,7 +39,7 @@ pytestmark = pytest.mark.django_db
 
 ANON, OUT, ANN, REV, OWN, AI = ROLES = (
     "anonymous", "outsider", "annotator", "reviewer", "owner", "ai_judge",
-)  # fmt: skip
+)
 MEMBERS, READERS, OWNERS = (ANN, REV, OWN, AI), (REV, OWN), (OWN,)
 LOGIN, ADMIN_LOGIN = "login", "admin-login"  # 302 to the log-in page (site's or admin's)
 CHECKED_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
@@ -71,7 +71,7 @@ def global_api(ok: Expect, *allowed: str) -> dict[str, Expect]:
 
 def page(ok: Expect, *allowed: str) -> dict[str, Expect]:
     return {ANON: LOGIN, AI: LOGIN, OUT: 404} | {r: ok if r in allowed else 403
-                                                 for r in (ANN, REV, OWN)}  # fmt: skip
+                                                 for r in (ANN, REV, OWN)}
 
 
 def lease_page(ok: Expect) -> dict[str, Expect]:
@@ -139,9 +139,9 @@ def _run_body(hash_ref: str) -> Callable[[World], dict]:
 
 
 ROUND_FORM = {"policy": "mx-base", "algorithm": "dpo", "labelling": "programmatic",
-              "reference": "previous", "rounds": "1", "samples": "2"}  # fmt: skip
+              "reference": "previous", "rounds": "1", "samples": "2"}
 SETTINGS_FORM = {"name": "Renamed", "pairwise_enabled": "on", "overlap": "1", "max_overlap": "5",
-                 "strength_levels": "3", "lease_seconds": "900"}  # fmt: skip
+                 "strength_levels": "3", "lease_seconds": "900"}
 NEW_PROJECT_FORM = SETTINGS_FORM | {"slug": "mx-fresh"}
 PAIR, THUMBS, OTHER = "pair_assignment", "thumbs_assignment", "other_assignment"
 GEN, FB, RUN = "gen_job", "fb_job", "run"
@@ -411,7 +411,7 @@ def _call(w: World, r: Row, role: str, sessions: dict[str, str]):
     if r.form:  # multipart, like a browser's form (and a file upload)
         return client.post(url, body, headers=headers)
     return client.generic(r.method, url, json.dumps(body), content_type="application/json",
-                          headers=headers)  # fmt: skip
+                          headers=headers)
 
 
 def _outcome(response, expected: Expect) -> bool:
@@ -495,7 +495,7 @@ def _hidden(w: World) -> list[str]:
 def _colleague_judges_the_same_task(w: World) -> Assignment:
     lease = Assignment.objects.get(pk=w.ref(PAIR))
     judgments.judgment_submit(task=lease.task, annotator=w.users["colleague"], choice="b",
-                              rationale=COLLEAGUE_RATIONALE)  # fmt: skip
+                              rationale=COLLEAGUE_RATIONALE)
     return lease
 
 
@@ -510,9 +510,9 @@ def test_task_payload_names_no_model_source_or_other_verdict():
     assert payload["assignment_id"] == lease.pk
     assert set(payload) == {"assignment_id", "task_id", "kind", "expires_at", "prompt", "left",
                             "right", "response", "strength_levels", "allow_tie",
-                            "allow_both_bad"}  # fmt: skip
+                            "allow_both_bad"}
     assert {payload["left"], payload["right"]} == {lease.task.response_a.text,
-                                                   lease.task.response_b.text}  # fmt: skip
+                                                   lease.task.response_b.text}
     text = response.content.decode()
     assert [s for s in _hidden(w) if s in text] == []
     progress = client.get(f"/api/projects/{SLUG}/progress").json()
@@ -544,7 +544,7 @@ def test_the_next_card_after_a_verdict_names_no_model():
     client = Client()
     client.force_login(w.users[ANN])
     response = client.post(f"/p/{SLUG}/pairwise/{w.ref(PAIR)}/judgment", {"choice": "left"},
-                           headers={"X-Prefloop-Fragment": "1"})  # fmt: skip
+                           headers={"X-Prefloop-Fragment": "1"})
     assert response.status_code == 200 and b"data-card" in response.content
     html = response.content.decode()
     assert [s for s in _hidden(w) if s in html] == []
@@ -556,16 +556,16 @@ def test_session_callers_need_the_csrf_token_and_token_callers_do_not():
     owner = Client(enforce_csrf_checks=True)
     owner.force_login(w.users[OWN])
     forged = owner.post(f"/api/projects/{SLUG}/update", {"name": "Forged"},
-                        content_type="application/json")  # fmt: skip
+                        content_type="application/json")
     assert forged.status_code == 403 and "CSRF" in forged.json()["detail"]
     assert owner.post(f"/p/{SLUG}/export/", {"format": "trl-dpo"}).status_code == 403
     owner.get(f"/p/{SLUG}/export/")  # sets the CSRF cookie; the form carries the token
     form = {"format": "trl-dpo", "split": "train", "vote": "majority", "min_judgments": "1",
             "min_agreement": "0", "ties": "drop", "both_bad": "drop",
-            "csrfmiddlewaretoken": owner.cookies[settings.CSRF_COOKIE_NAME].value}  # fmt: skip
+            "csrfmiddlewaretoken": owner.cookies[settings.CSRF_COOKIE_NAME].value}
     assert owner.post(f"/p/{SLUG}/export/", form).status_code == 302
     judge = Client(enforce_csrf_checks=True)
     verdict = judge.post(f"/api/assignments/{w.ref('ai_assignment')}/judgment", {"choice": "left"},
                          content_type="application/json",
-                         headers={"Authorization": f"Token {w.token}"})  # fmt: skip
+                         headers={"Authorization": f"Token {w.token}"})
     assert verdict.status_code == 201

@@ -50,7 +50,7 @@ def limits(settings, monkeypatch) -> Clock:
     settings.PREFLOOP_TOKEN_MAX_FAILURES_PER_IP = 3
     settings.PREFLOOP_LOGIN_WINDOW_SECONDS = WINDOW
     settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache",
-                                   "LOCATION": f"ratelimit-{uuid.uuid4().hex}"}}  # fmt: skip
+                                   "LOCATION": f"ratelimit-{uuid.uuid4().hex}"}}
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     clock = Clock()
     monkeypatch.setattr(ratelimit, "_now", clock)
@@ -128,7 +128,7 @@ def test_limits_are_off_when_disabled(settings, make_user):
 
 def test_the_client_address_behind_trusted_proxies(settings):
     request = RequestFactory().get("/", REMOTE_ADDR="127.0.0.1",
-                                   HTTP_X_FORWARDED_FOR="6.6.6.6, 203.0.113.9")  # fmt: skip
+                                   HTTP_X_FORWARDED_FOR="6.6.6.6, 203.0.113.9")
     settings.PREFLOOP_TRUSTED_PROXIES = 0
     assert ratelimit.client_ip(request) == "127.0.0.1"
     settings.PREFLOOP_TRUSTED_PROXIES = 1  # the address our proxy saw; 6.6.6.6 is a claim
@@ -173,9 +173,9 @@ def test_anonymous_api_calls_are_throttled(limits, settings, make_user):
 def _run(args: list[str], env: dict) -> subprocess.CompletedProcess:
     """``args`` in a fresh interpreter whose settings come only from ``env``."""
     clean = {k: v for k, v in os.environ.items()
-             if not k.startswith(("DJANGO_", "DATABASE_", "PREFLOOP_", "CELERY_"))}  # fmt: skip
+             if not k.startswith(("DJANGO_", "DATABASE_", "PREFLOOP_", "CELERY_"))}
     proc = subprocess.run([sys.executable, *args], cwd=ROOT, env={**clean, **env},
-                          capture_output=True, text=True, timeout=180)  # fmt: skip
+                          capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     return proc
 
@@ -183,7 +183,7 @@ def _run(args: list[str], env: dict) -> subprocess.CompletedProcess:
 def _wait_elsewhere(var_dir: Path, username: str, cache_url: str = "") -> int:
     code = ("import django, os; os.environ['DJANGO_SETTINGS_MODULE'] = 'prefloop.settings'; "
             "django.setup(); from prefloop import ratelimit; "
-            f"print(ratelimit.login_wait(username={username!r}, ip='10.1.1.1'))")  # fmt: skip
+            f"print(ratelimit.login_wait(username={username!r}, ip='10.1.1.1'))")
     env = {"PREFLOOP_VAR_DIR": str(var_dir), "PREFLOOP_RATELIMIT_ENABLED": "true",
            "PREFLOOP_LOGIN_WINDOW_SECONDS": "1000000000", "PREFLOOP_LOGIN_MAX_PER_USER": "2"}
     if cache_url:
@@ -204,7 +204,7 @@ def test_another_process_sees_the_failures_through_the_default_file_cache(settin
     username = f"user-{uuid.uuid4().hex[:8]}"
     assert _wait_elsewhere(tmp_path, username) == 0
     _failures_here(settings, {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
-                              "LOCATION": str(tmp_path / "cache")}, username)  # fmt: skip
+                              "LOCATION": str(tmp_path / "cache")}, username)
     assert _wait_elsewhere(tmp_path, username) > 0  # var/cache: the default, no URL given
     assert _wait_elsewhere(tmp_path / "elsewhere", username) == 0
 
@@ -217,7 +217,7 @@ def test_another_process_sees_the_failures_through_redis(settings, tmp_path):
     require(up, f"needs Redis at {REDIS_URL}")
     username = f"user-{uuid.uuid4().hex[:8]}"
     _failures_here(settings, {"BACKEND": "django.core.cache.backends.redis.RedisCache",
-                              "LOCATION": REDIS_URL}, username)  # fmt: skip
+                              "LOCATION": REDIS_URL}, username)
     try:
         assert _wait_elsewhere(tmp_path, username, cache_url=REDIS_URL) > 0
     finally:
@@ -270,7 +270,7 @@ def test_production_cookies_are_secure_and_http_goes_to_https(tmp_path):
 
 def test_check_deploy_is_clean_behind_a_proxy_with_a_redis_cache(tmp_path):
     env = {**PRODUCTION, "DJANGO_BEHIND_PROXY": "true", "PREFLOOP_VAR_DIR": str(tmp_path),
-           "PREFLOOP_CACHE_URL": "redis://127.0.0.1:6379/3"}  # fmt: skip
+           "PREFLOOP_CACHE_URL": "redis://127.0.0.1:6379/3"}
     proc = _run(["manage.py", "check", "--deploy", "--fail-level", "WARNING"], env)
     assert "no issues" in proc.stdout
 
@@ -278,7 +278,7 @@ def test_check_deploy_is_clean_behind_a_proxy_with_a_redis_cache(tmp_path):
 # --- Secrets stay out of logs and error pages ------------------------------------------------
 
 LEAKY = {"password": "Hunter2-login-pw-731", "token": "feedface" * 5,
-         "dsn_password": "Dsn-Pw-4242", "broker_password": "Broker-Pw-7777"}  # fmt: skip
+         "dsn_password": "Dsn-Pw-4242", "broker_password": "Broker-Pw-7777"}
 
 
 @pytest.mark.parametrize("line, secret", [
@@ -289,7 +289,7 @@ LEAKY = {"password": "Hunter2-login-pw-731", "token": "feedface" * 5,
     ("login failed: password=hunter2hunter2 user=x", "hunter2hunter2"),
     ('{"username": "x", "password": "hunter2hunter2"}', "hunter2hunter2"),
     ("csrfmiddlewaretoken=abcdef123456&username=x", "abcdef123456"),
-])  # fmt: skip
+])
 def test_redact_hides_secrets(line, secret):
     out = redact(line)
     assert secret not in out and REDACTED in out
@@ -347,7 +347,7 @@ def test_errors_with_debug_off_show_and_log_no_secret(tmp_path):
     env = {**PRODUCTION, "PREFLOOP_VAR_DIR": str(tmp_path), "LEAK_PW": LEAKY["password"],
            "DATABASE_URL": f"postgres://prefloop:{LEAKY['dsn_password']}@127.0.0.1:1/prefloop",
            "LEAK_TOKEN": LEAKY["token"],
-           "PROBE_BROKER": f"redis://:{LEAKY['broker_password']}@127.0.0.1:1/0"}  # fmt: skip
+           "PROBE_BROKER": f"redis://:{LEAKY['broker_password']}@127.0.0.1:1/0"}
     proc = _run(["-c", LEAK_PROBE], env)
     statuses = [int(line.split()[0]) for line in proc.stdout.splitlines()[-3:]]
     assert all(status >= 400 for status in statuses), proc.stdout[-2000:]
@@ -370,7 +370,7 @@ def test_a_worker_logs_no_secret(tmp_path):
         url = url.replace("://postgres@", f"://postgres:{LEAKY['dsn_password']}@", 1)
     log = tmp_path / "worker.log"
     with celery_worker(env={"DJANGO_SECRET_KEY": secret_key, "DATABASE_URL": url},
-                       log_path=log):  # fmt: skip
+                       log_path=log):
         assert worker_ping.apply_async(kwargs={"token": "ping"}).get(timeout=90)["db_ok"]
     text = log.read_text()
     assert "succeeded" in text

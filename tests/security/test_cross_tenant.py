@@ -64,7 +64,7 @@ def _eval_path(w: World) -> str:
 def _run(**extra) -> Callable[[World], dict]:
     return lambda w: {"algorithm": "dpo", "snapshot": w.ref("other_export"),
                       "policy": "mx-base"} | {k: v(w) if callable(v) else v
-                                              for k, v in extra.items()}  # fmt: skip
+                                              for k, v in extra.items()}
 
 
 PRIVATE = "private_model"  # A's model version (refs key)
@@ -91,7 +91,7 @@ ROWS = [
         ("frontend:leaderboard", "GET"), ("frontend:rounds", "GET"),
         ("frontend:constitutions", "GET"), ("frontend:import", "GET"), ("frontend:export", "GET"),
         ("frontend:models", "GET"),
-    )],  # fmt: skip
+    )],
     row("frontend:task", "GET", A | {"kind_slug": "pairwise"}),
     row("frontend:project-settings", "GET", A),
     row("frontend:project-archive", "POST", A, form=True, body={"archived": "1"}),
@@ -244,7 +244,7 @@ def _check(client: Client, w: World, r: Row, before: str) -> str | None:
     problems = []
     if response.status_code != r.expect:
         problems.append(f"status {response.status_code} (want {r.expect}): "
-                        f"{response.content[:160].decode(errors='replace')}")  # fmt: skip
+                        f"{response.content[:160].decode(errors='replace')}")
     if after != before:
         problems.append("the database changed")
     return f"{r.label()}: {'; '.join(problems)}" if problems else None
@@ -286,7 +286,7 @@ def test_every_parameterised_route_has_a_row():
     """A new route that takes an id, a name, a path or a hash needs a row here."""
     covered = {r.route for r in ROWS}
     parameterised = {name for name, pattern in routes()
-                     if "<" in pattern and not pattern.startswith("admin/")}  # fmt: skip
+                     if "<" in pattern and not pattern.startswith("admin/")}
     missing = sorted(parameterised - covered)
     assert not missing, f"routes with parameters but no cross-tenant row: {missing}"
     stale = sorted(covered - {name for name, _ in routes()})

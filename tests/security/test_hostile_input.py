@@ -74,7 +74,7 @@ def test_a_body_over_the_limit_is_refused_from_its_header_without_being_read(api
     response = api.generic(
         "POST", "/api/projects/create", content_type="application/json",
         CONTENT_LENGTH="50000000", **{"wsgi.input": Unreadable()},
-    )  # fmt: skip
+    )
     assert response.status_code == 413
     assert response["Content-Type"] == "application/json"
     assert "PREFLOOP_MAX_REQUEST_BYTES" in response.json()["detail"]
@@ -106,7 +106,7 @@ def test_uploads_have_their_own_limit_and_oversized_ones_get_413(api, project, s
     huge = api.generic(
         "POST", "/api/projects/hostile/imports", content_type="multipart/form-data; boundary=x",
         CONTENT_LENGTH=str(10 * 2**20), **{"wsgi.input": Unreadable()},
-    )  # fmt: skip
+    )
     assert huge.status_code == 413
     assert Prompt.objects.count() == 100
 
@@ -132,7 +132,7 @@ def test_invalid_utf8_in_an_import_file_is_reported_and_nothing_is_stored(api, p
 def test_deeply_nested_json_is_a_400_not_a_recursion_error(api):
     for body in ("[" * 100_000 + "]" * 100_000, '{"a":' * 50_000 + "1" + "}" * 50_000):
         response = api.generic("POST", "/api/projects/create", body,
-                               content_type="application/json")  # fmt: skip
+                               content_type="application/json")
         assert response.status_code == 400 and "nested deeper" in response.json()["detail"]
 
 
@@ -173,7 +173,7 @@ def test_nul_characters_are_400_wherever_they_arrive(api, project, owner):
         api.get("/api/projects/hostile/exports/abc%00def"),
         _import(api, "p.jsonl", b'{"prompt": "a\\u0000b"}\n'),
         _import(api, "p.csv", b"prompt\na\x00b\n"),
-    ]  # fmt: skip
+    ]
     assert [r.status_code for r in refused] == [400] * len(refused)
     assert not Project.objects.filter(slug="nul").exists() and Prompt.objects.count() == 0
     assert TrainingRun.objects.count() == 0
@@ -197,7 +197,7 @@ FORMULAS = ['=HYPERLINK("http://x")', "+1+1", "-2+3", "@SUM(A1)", "\tTAB", "\rCR
 
 def test_formula_cells_are_escaped_in_csv_and_left_alone_in_jsonl(api, project):
     rows = [{"prompt": f"Q{i}: {text}" if i % 2 else text, "chosen": text, "rejected": f"no {i}"}
-            for i, text in enumerate(FORMULAS)]  # fmt: skip
+            for i, text in enumerate(FORMULAS)]
     assert _import(api, "pairs.jsonl", _jsonl(rows)).status_code == 201
     snapshot = api.post("/api/projects/hostile/exports", {"format": "trl-dpo"}, format="json")
     url = snapshot.json()["download_url"]
@@ -210,7 +210,7 @@ def test_formula_cells_are_escaped_in_csv_and_left_alone_in_jsonl(api, project):
     table = list(csv.DictReader(io.StringIO(b"".join(download.streaming_content).decode())))
     assert {row["chosen"] for row in table} == {"'" + text for text in FORMULAS}
     assert all(not row[c].startswith(("=", "+", "-", "@", "\t", "\r"))
-               for row in table for c in row)  # fmt: skip
+               for row in table for c in row)
 
 
 def test_spreadsheet_cells_keep_numbers_and_write_conversations_as_json():
@@ -230,7 +230,7 @@ def test_safe_path_under_refuses_every_way_out(tmp_path):
     assert safe_path_under(root, "sub/file.txt") == (root / "sub" / "file.txt").resolve()
     assert safe_path_under(root, str(root / "sub")) == (root / "sub").resolve()
     for bad in ("../outside", "sub/../../outside", str(outside), "/etc/passwd", "link/x",
-                "a\x00b", ""):  # fmt: skip
+                "a\x00b", ""):
         with pytest.raises(UnsafePath):
             safe_path_under(root, bad)
     with pytest.raises(UnsafePath):
@@ -257,7 +257,7 @@ def test_model_paths_must_stay_inside_the_model_roots(api, project, tmp_path, se
         (folder / "config.json").write_text("{}")
     (tmp_path / "models" / "escape").symlink_to(elsewhere)
     for source in (str(elsewhere), f"{good}/../../elsewhere", str(tmp_path / "models/escape"),
-                   "../../etc", "/etc"):  # fmt: skip
+                   "../../etc", "/etc"):
         response = api.post(REGISTER, {"name": "bad", "source": source})
         assert response.status_code == 400, source
         assert "PREFLOOP_MODEL_ROOTS" in str(response.json()["source"])
@@ -273,7 +273,7 @@ def test_training_paths_must_stay_inside_their_folders(api, project, owner):
     body = {"algorithm": "dpo", "snapshot": snapshot.content_hash, "policy": "base"}
     for hyper in ({"eval_path": "/etc/passwd"}, {"eval_path": "../../etc/passwd"},
                   {"eval_path": "data.jsonl"}, {"ref_cache_dir": "/tmp"},
-                  {"ref_cache_dir": f"{django_settings.MODELS_DIR}/../.."}):  # fmt: skip
+                  {"ref_cache_dir": f"{django_settings.MODELS_DIR}/../.."}):
         response = api.post(url, {**body, "hyperparameters": hyper}, format="json")
         assert response.status_code == 400, hyper
     inside = {"eval_path": f"{Path(snapshot.path)}/data.jsonl"}

@@ -27,7 +27,7 @@ FUZZ = settings(
 FORMATS = ["auto", "jsonl", "csv", "hf"]
 SUFFIXES = [".jsonl", ".csv", ".zip", ".json", ""]
 KEYS = ["prompt", "messages", "responses", "chosen", "rejected", "completion", "label",
-        "tags", "split", "role", "content", "text", "model"]  # fmt: skip
+        "tags", "split", "role", "content", "text", "model"]
 
 lone_surrogates = st.sampled_from(["\ud800", "x\udfff y", "\x00"])
 json_values = st.recursive(
@@ -50,7 +50,7 @@ zip_names = st.lists(
 zip_leaf = st.sampled_from(  # "" makes a folder entry ("ds/"), which may clash with file "ds"
     ["dataset_info.json", "dataset_dict.json", "state.json", "data-00000-of-00001.arrow", "",
      "x", "ds", "a"]
-)  # fmt: skip
+)
 huge_numbers = st.integers(min_value=4_000, max_value=6_000).map(
     lambda n: '{"prompt": "p", "responses": ["a", "b"], "n": ' + "9" * n + "}"
 )
@@ -121,9 +121,9 @@ def test_arbitrary_zip_archives(project, tmp_path, members):
 
 
 @settings(max_examples=25, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(body=st.binary(max_size=200) | zip_members.map(_zip), name=st.sampled_from(
-    ["f.jsonl", "f.csv", "f.zip", "f"]))  # fmt: skip
+    ["f.jsonl", "f.csv", "f.zip", "f"]))
 def test_the_import_api_answers_4xx_or_a_report(project, body, name):
     client = APIClient()
     client.force_authenticate(project.created_by)

@@ -58,7 +58,7 @@ CHECKS = [
 PRINCIPLE = {
     "key": "honest", "name": "Honest", "critique_request": "Is it honest?",
     "revision_request": "Make it honest.", "comparison_question": "Which is more honest?",
-}  # fmt: skip
+}
 PROGRAMMATIC = "generation.feedback.judges.programmatic.demo_capital_score"
 
 
@@ -87,7 +87,7 @@ def _seed() -> Seeded:
     constitution = constitutions.constitution_create(
         name="fuzz-rules", principles=[PRINCIPLE],
         created_by=owner,
-    )  # fmt: skip
+    )
     judge = judges.judge_get_or_create(
         kind="programmatic", callable_path=PROGRAMMATIC, name="fuzz-judge", created_by=owner
     )
@@ -99,14 +99,14 @@ def _seed() -> Seeded:
     run = TrainingRun.objects.create(
         project=project, algorithm="dpo", snapshot=snapshot, policy=base, reference=base,
         output_name="fuzz-dpo-r1",
-    )  # fmt: skip
+    )
     Round.objects.create(project=project, index=1, initial_version=base, policy=base,
-                         reference=base, labelling="programmatic")  # fmt: skip
+                         reference=base, labelling="programmatic")
     values = {
         "slug": project.slug, "name": "fuzz-base", "job_id": generation_job.pk,
         "content_hash": snapshot.content_hash, "run_id": run.pk, "index": 1,
         "judge": judge.name, "number": constitution.number,
-    }  # fmt: skip
+    }
     return Seeded(
         token=Token.objects.create(user=owner).key,
         path_values=values,
@@ -170,7 +170,7 @@ schema = _load()
 @settings(
     max_examples=MAX_EXAMPLES, deadline=None, database=None, derandomize=SEED is None,
     suppress_health_check=list(HealthCheck),
-)  # fmt: skip
+)
 def test_api_conforms_to_its_schema(case, seeded: Seeded) -> None:
     headers = {"Authorization": f"Token {seeded.token}"}
     response = case.call_and_validate(headers=headers, checks=CHECKS)

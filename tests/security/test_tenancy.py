@@ -49,7 +49,7 @@ def test_1_an_owner_cannot_version_another_projects_constitution():
         url = f"/api/constitutions/{target}/versions/create{query}"
         assert _post(intruder, url, body).status_code in (403, 404), query
     page = intruder.post(f"/p/{OTHER_SLUG}/constitutions/{target}/edit",
-                         {"note": "x", "form-0-key": "p"})  # fmt: skip
+                         {"note": "x", "form-0-key": "p"})
     assert page.status_code == 404
     assert ConstitutionVersion.objects.filter(constitution__name=target).count() == versions
 
@@ -72,7 +72,7 @@ def test_1_the_owner_versions_their_own_constitution():
     w = world_build()
     url = f"/api/constitutions/{w.ref('own_constitution')}/versions/create?project={SLUG}"
     made = _post(_client(w.users["owner"]), url,
-                 {"principles": [PRINCIPLE | {"name": "Honest v2"}]})  # fmt: skip
+                 {"principles": [PRINCIPLE | {"name": "Honest v2"}]})
     assert made.status_code == 201 and made.json()["number"] == 2
 
 
@@ -90,7 +90,7 @@ def test_2_an_owner_elsewhere_sees_only_site_wide_models_and_judges():
     client = _annotator_with_own_project(w)
     private, judge = w.ref("private_model"), w.ref("own_judge")
     for url in ("/api/models", "/api/models?project=annotators-own", "/api/judges",
-                "/api/judges?project=annotators-own"):  # fmt: skip
+                "/api/judges?project=annotators-own"):
         response = client.get(url)
         assert response.status_code == 200, url
         assert private not in response.content.decode() and judge not in response.content.decode()
@@ -127,7 +127,7 @@ def _run(w, **options) -> TrainingRun:
         project=project, algorithm="dpo", enqueue=False,
         snapshot=export_snapshot_get(content_hash=w.ref("export"), project=project),
         policy=ModelVersion.objects.get(name="mx-base", project=None), **options,
-    )  # fmt: skip
+    )
 
 
 def test_3_a_runs_output_name_cannot_be_registered_first():
@@ -143,7 +143,7 @@ def test_3_run_creation_checks_the_output_name_up_front():
     w = world_build()
     owner = _client(w.users["owner"])
     body = {"algorithm": "dpo", "snapshot": w.ref("export"), "policy": "mx-base",
-            "output_name": w.ref("private_model")}  # fmt: skip
+            "output_name": w.ref("private_model")}
     runs = TrainingRun.objects.count()
     taken = _post(owner, f"/api/projects/{SLUG}/training-runs", body)
     assert taken.status_code == 409
@@ -168,11 +168,11 @@ def test_4_eval_path_of_another_projects_export_is_refused():
     runs = TrainingRun.objects.count()
     for path in (str(foreign), str(foreign.parent / "card.md"), str(own.parent / "manifest.json")):
         refused = _post(owner, f"/api/projects/{SLUG}/training-runs",
-                        body | {"hyperparameters": {"eval_path": path}})  # fmt: skip
+                        body | {"hyperparameters": {"eval_path": path}})
         assert refused.status_code == 404, path
     assert TrainingRun.objects.count() == runs
     accepted = _post(owner, f"/api/projects/{SLUG}/training-runs",
-                     body | {"hyperparameters": {"eval_path": str(own)}})  # fmt: skip
+                     body | {"hyperparameters": {"eval_path": str(own)}})
     assert accepted.status_code == 201
 
 
@@ -195,9 +195,9 @@ def test_5_a_superuser_is_never_silently_made_a_member():
     get_user_model().objects.create_superuser("mx-root", password=None)
     owner = _client(w.users["owner"])
     refused = _post(owner, f"/api/projects/{SLUG}/members/set",
-                    {"username": "mx-root", "role": "annotator"})  # fmt: skip
+                    {"username": "mx-root", "role": "annotator"})
     unknown = _post(owner, f"/api/projects/{SLUG}/members/set",
-                    {"username": "mx-nobody", "role": "annotator"})  # fmt: skip
+                    {"username": "mx-nobody", "role": "annotator"})
     assert refused.status_code == unknown.status_code == 400
     assert refused.json() == unknown.json()  # existence of the account is not revealed
     assert "mx-nobody" not in unknown.content.decode()
@@ -208,9 +208,9 @@ def test_5_an_invitation_is_accepted_only_by_its_addressee():
     w = world_build()
     owner = _client(w.users["owner"])
     made = _post(owner, f"/api/projects/{SLUG}/invitations/create",
-                 {"username": "mx-other-owner", "role": "reviewer"})  # fmt: skip
+                 {"username": "mx-other-owner", "role": "reviewer"})
     ghost = _post(owner, f"/api/projects/{SLUG}/invitations/create",
-                  {"username": "mx-nobody", "role": "reviewer"})  # fmt: skip
+                  {"username": "mx-nobody", "role": "reviewer"})
     assert made.status_code == ghost.status_code == 201  # the same for an unknown username
     token = made.json()["token"]
     stranger = _client(w.users["outsider"])
@@ -254,7 +254,7 @@ def test_5_a_projects_judge_is_not_usable_by_another_project():
     intruder = _client(w.users["other_owner"])
     foreign_judge = w.ref("own_judge")
     response = _post(intruder, f"/api/projects/{OTHER_SLUG}/feedback-jobs/create",
-                     {"judge": foreign_judge})  # fmt: skip
+                     {"judge": foreign_judge})
     assert response.status_code == 404
     trust = intruder.get(f"/api/projects/{OTHER_SLUG}/judges/{foreign_judge}/trust")
     assert trust.status_code == 404

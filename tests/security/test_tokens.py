@@ -10,7 +10,7 @@ from rest_framework.authtoken.models import Token
 pytestmark = pytest.mark.django_db
 
 RESET_PAGES = ("/accounts/password_reset/", "/accounts/password_reset/done/",
-               "/accounts/reset/MQ/set-password/", "/accounts/reset/done/")  # fmt: skip
+               "/accounts/reset/MQ/set-password/", "/accounts/reset/done/")
 
 
 def _signed_in(user) -> Client:
@@ -28,7 +28,7 @@ def test_a_password_change_ends_the_api_token(make_user):
     user.save()
     assert not Token.objects.filter(user=user).exists()
     assert api.get("/api/projects", headers={"Authorization": f"Token {key}"}).status_code in (
-        401, 403)  # fmt: skip
+        401, 403)
 
 
 def test_the_password_change_page_ends_the_token(make_user):
@@ -38,7 +38,7 @@ def test_the_password_change_page_ends_the_token(make_user):
     assert client.login(username="tk-bob", password="first-password-123")
     changed = client.post("/accounts/password_change/", {
         "old_password": "first-password-123", "new_password1": "a-new-Passw0rd-xyz",
-        "new_password2": "a-new-Passw0rd-xyz"})  # fmt: skip
+        "new_password2": "a-new-Passw0rd-xyz"})
     assert changed.status_code == 302
     assert not Token.objects.filter(user=user).exists()
 

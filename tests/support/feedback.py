@@ -26,14 +26,14 @@ def demo_prompt(project: Project, fact: facts.Fact, question: str, split: str = 
         project=project, messages=[{"role": "user", "content": question}], split=split,
         tags=["demo"], metadata={"demo_fact": {"country": fact.country, "capital": fact.capital,
                                                "seed": fact.seed}},
-    )  # fmt: skip
+    )
     return prompt
 
 
 def demo_pairs(
     project: Project, *, count: int, seed: int = 0, mixed_only: bool = False,
     overlap: int | None = None,
-) -> list[DemoPair]:  # fmt: skip
+) -> list[DemoPair]:
     """``count`` comparisons of demo answers in the pre-training styles; with
     ``mixed_only`` every pair holds one correct and one wrong answer."""
     rng = random.Random(seed)
@@ -51,7 +51,7 @@ def demo_pairs(
             texts.reverse()
         a, b = (_response(prompt, text) for text in texts)
         task, _ = content.task_get_or_create(project=project, response_a=a, response_b=b,
-                                             overlap=overlap)  # fmt: skip
+                                             overlap=overlap)
         out.append(DemoPair(task, check_answer(fact, a.text), check_answer(fact, b.text)))
     return out
 

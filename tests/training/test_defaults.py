@@ -29,7 +29,7 @@ def test_learning_rate_rule_anchors_and_monotone():
 
 def _safetensors(path, shapes: dict[str, list[int]]) -> None:
     header = {name: {"dtype": "F32", "shape": shape, "data_offsets": [0, 0]}
-              for name, shape in shapes.items()}  # fmt: skip
+              for name, shape in shapes.items()}
     header["__metadata__"] = {"format": "pt"}
     raw = json.dumps(header).encode()
     path.write_bytes(struct.pack("<Q", len(raw)) + raw)

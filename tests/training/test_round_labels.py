@@ -22,19 +22,19 @@ def project():
 
 def test_nothing_left_to_label_gives_no_job(project):
     judge = judge_get_or_create(kind=Judge.Kind.PROGRAMMATIC, callable_path=SCORER,
-                                project=project)  # fmt: skip
+                                project=project)
     assert labels.judge_job_create(project=project, judge=judge, task_ids=[]) is None
     assert labels.judge_job_create(project=project, judge=judge, task_ids=[10**9]) is None
     with pytest.raises(feedback_jobs.NothingSelectedError) as caught:
         feedback_jobs.feedback_job_create(project=project, judge=judge, scope="tasks",
-                                          task_ids=[10**9], enqueue=False)  # fmt: skip
+                                          task_ids=[10**9], enqueue=False)
     assert caught.value.status_code == 400  # the API answer is unchanged
     assert caught.value.message == "no unlabelled comparisons of this project match the selection"
 
 
 def test_any_other_refusal_still_raises(project, monkeypatch):
     judge = judge_get_or_create(kind=Judge.Kind.PROGRAMMATIC, callable_path=SCORER,
-                                project=project)  # fmt: skip
+                                project=project)
 
     def refuse(**kwargs):
         raise ApplicationError(feedback_jobs.NOTHING_TO_DO.format(what="unlabelled comparisons"))

@@ -15,7 +15,7 @@ def test_settings_defaults_follow_the_demo_recipe():
     s = RoundSettings()
     assert (s.algorithm, s.labelling, s.reference, s.samples, s.temperature) == (
         "dpo", "programmatic", "previous", 4, 1.0,
-    )  # fmt: skip
+    )
     assert s.judge_spec == f"programmatic:{DEMO_SCORER}"
     assert s.eval_judge_spec == s.judge_spec
     assert s.sampling(2)["seed"] == 2  # a fresh seed per round
@@ -82,13 +82,13 @@ def test_win_rate_counts_ties_as_half():
 
 def _rows() -> list[TableRow]:
     seconds = {"generate": 7.0, "label": 5.0, "wait": 0.0, "export": 0.2, "train": 21.0,
-               "evaluate": 13.0}  # fmt: skip
+               "evaluate": 13.0}
     return [
         TableRow(1, "demo-base (v0)", "loop-r1 (v1)", "succeeded", 0.438, 0.731, 0.647, 0.62,
                  0.67, 0.246, 11.3, 11.4, seconds),
         TableRow(2, "loop-r1 (v1)", "loop-r2 (v2)", "succeeded", 0.731, 0.821, 0.545, 0.52,
                  0.56, 0.037, 11.2, 11.3, seconds),
-    ]  # fmt: skip
+    ]
 
 
 def test_table_ends_with_the_before_and_after_line():

@@ -98,7 +98,7 @@ def test_a_round_is_read_resumed_and_cancelled_by_its_owner(people, project):
         ({"policy": "base", "settings": {"hyperparameters": {"lr": 1, "wd": 0}}},
          "unknown hyperparameters ['wd']"),
     ],
-)  # fmt: skip
+)
 def test_bad_requests_say_why(people, project, body, message):
     response = _client(people["owner"]).post("/api/projects/api/rounds", body, format="json")
     assert response.status_code in (400, 404) and message in response.json()["detail"]

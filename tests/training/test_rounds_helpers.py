@@ -21,7 +21,7 @@ from training.rounds.config import RoundSettings
 SCORER = "tests.training.test_rounds_helpers.says_the_capital"
 JUDGE = f"programmatic:{SCORER}"
 FAST = {"lr": 1e-3, "epochs": 1, "batch_size": 8, "max_length": 64, "eval_fraction": 0.0,
-        "threads": 1}  # fmt: skip
+        "threads": 1}
 
 
 def says_the_capital(*, messages, response: str, metadata) -> float:
@@ -32,14 +32,14 @@ def small_project(owner, *, slug: str, train: int = 8, held_out: int = 3, **opti
     """A project with the first ``train`` / ``held_out`` demo questions (with their facts)."""
     project = projects.project_create(slug=slug, owner=owner, **options)
     for split, stored, count in (("train", Prompt.Split.TRAIN, train),
-                                 ("heldout", Prompt.Split.EVAL, held_out)):  # fmt: skip
+                                 ("heldout", Prompt.Split.EVAL, held_out)):
         for fact, question in facts.demo_questions(split)[:count]:
             content.prompt_get_or_create(
                 project=project, messages=[{"role": "user", "content": question}],
                 split=stored, tags=["demo"],
                 metadata={"demo_fact": {"country": fact.country, "capital": fact.capital,
                                         "split": fact.split, "seed": fact.seed}},
-            )  # fmt: skip
+            )
     return project
 
 
@@ -50,5 +50,5 @@ def tiny_policy(model_dir: Path, name: str = "tiny-policy") -> ModelVersion:
 def fast_settings(**overrides) -> RoundSettings:
     data = {"labelling": "programmatic", "judge": JUDGE, "samples": 4, "max_tokens": 16,
             "eval_samples": 2, "eval_max_tokens": 16, "bootstrap": 50,
-            "hyperparameters": FAST, **overrides}  # fmt: skip
+            "hyperparameters": FAST, **overrides}
     return RoundSettings.from_dict(data)

@@ -59,10 +59,10 @@ def _annotate(client: APIClient, slug: str, limit: int) -> int:
             break
         task = response.json()
         left, right = (says_the_capital(messages=None, response=task[side], metadata=None)
-                       for side in ("left", "right"))  # fmt: skip
+                       for side in ("left", "right"))
         choice = "left" if left > right else "right" if right > left else "tie"
         answer = client.post(f"/api/assignments/{task['assignment_id']}/judgment",
-                             {"choice": choice}, format="json")  # fmt: skip
+                             {"choice": choice}, format="json")
         assert answer.status_code == 201, answer.content
         done += 1
     return done
@@ -116,7 +116,7 @@ def test_the_deadline_ends_the_wait_by_the_partial_data_policy(people, tiny_mode
     project = _human_project(people, f"deadline-{policy_name.replace('_', '-')}")
     policy = tiny_policy(tiny_model_dir)
     rnd = _human_round(project, policy, judge=JUDGE, deadline_hours=1.0,
-                       partial_policy=policy_name)  # fmt: skip
+                       partial_policy=policy_name)
     for task in (tasks.round_generate, tasks.round_label, tasks.round_wait):
         task(round_id=rnd.pk)
     _annotate(_client(people["ann1"]), project.slug, limit=1)
@@ -146,7 +146,7 @@ def test_enough_new_human_judgments_start_a_round(people, tiny_model_dir):
     assert autostart.rounds_autostart_check() == []  # no round yet to take settings from
     template = _human_round(project, policy)
     made = ModelVersion.objects.create(name="made-by-round-1", source=str(tiny_model_dir),
-                                       parent=policy, version=1)  # fmt: skip
+                                       parent=policy, version=1)
     Round.objects.filter(pk=template.pk).update(status=Round.Status.SUCCEEDED, new_version=made)
     tasks_ = _pairwise_tasks(project, policy, count=3)
     judgment_submit(annotator=people["ann1"], task=tasks_[0], choice="a")
@@ -172,6 +172,6 @@ def _pairwise_tasks(project, policy, count: int) -> list[Task]:
             prompt=prompt, text="The capital is X.", source="generated", model_version_id=policy.pk
         )
         b, _ = content.response_get_or_create(prompt=prompt, text="Maybe Y.", source="generated",
-                                              model_version_id=policy.pk)  # fmt: skip
+                                              model_version_id=policy.pk)
         out.append(content.task_get_or_create(project=project, response_a=a, response_b=b)[0])
     return out

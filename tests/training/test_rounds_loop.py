@@ -28,7 +28,7 @@ from training.rounds.models import Round
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 METRICS = ("accuracy", "accuracy_before", "win_rate", "kl", "length", "length_before",
-           "leaderboard", "train", "data", "evaluation")  # fmt: skip
+           "leaderboard", "train", "data", "evaluation")
 
 
 @pytest.fixture
@@ -62,7 +62,7 @@ def test_one_round_from_the_command_line_makes_a_version_and_every_metric(setup,
         "run_round", project="loop-one", rounds=1, judge=JUDGE, labelling="programmatic",
         policy=policy.name, sync=True, max_tokens=16, eval_samples=2, plot=str(plot),
         param=[f"{k}={v}" for k, v in FAST.items()],
-    )  # fmt: skip
+    )
     rnd = Round.objects.get(project=project)
     assert rnd.status == Round.Status.SUCCEEDED, (rnd.error, rnd.notes)
     assert rnd.step == Round.Step.DONE and set(rnd.steps.values()) == {"done"}
@@ -88,7 +88,7 @@ def test_every_step_run_twice_makes_nothing_twice(setup):
     owner, policy = setup
     project = small_project(owner, slug="loop-twice")
     rnd = services.round_create(project=project, settings=fast_settings(), policy=policy,
-                                inline=True)  # fmt: skip
+                                inline=True)
     for step in services.ORDER:
         rnd = services.round_advance(round_id=rnd.pk, step=step)
         assert rnd.steps[step] == "done", (step, rnd.error)
@@ -121,7 +121,7 @@ def test_a_round_killed_between_steps_continues_where_it_stopped(setup, monkeypa
 
     monkeypatch.setattr(services, "_step_end", dying_end)
     rnd = services.round_create(project=project, settings=fast_settings(), policy=policy,
-                                inline=True)  # fmt: skip
+                                inline=True)
     for step in ("generate", "train"):
         with pytest.raises(Killed):
             services.round_run_inline(round_id=rnd.pk)
@@ -143,7 +143,7 @@ def test_kto_rounds_from_programmatic_thumbs_chain_from_the_initial_reference(se
     project = small_project(owner, slug="loop-kto", binary_enabled=True)
     settings = fast_settings(algorithm="kto", rounds=2, reference="initial")
     first = services.round_create(project=project, settings=settings, policy=policy,
-                                  inline=True)  # fmt: skip
+                                  inline=True)
     last = services.round_run_inline(round_id=first.pk)
     r1, r2 = Round.objects.filter(project=project).order_by("index")
     assert last.pk == r2.pk

@@ -68,7 +68,7 @@ def test_a_worker_killed_while_training_leaves_a_round_that_finishes_after_resta
     log = tmp_path / "worker.log"
     with _worker(settings, log) as worker:
         rnd = services.round_create(project=project, policy=policy,
-                                    settings=fast_settings(hyperparameters=slow))  # fmt: skip
+                                    settings=fast_settings(hyperparameters=slow))
 
         def training() -> bool:
             run = Round.objects.get(pk=rnd.pk).training_run

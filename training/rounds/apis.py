@@ -62,7 +62,7 @@ class RoundListCreateApi(APIView):
             required=False, default=dict,
             help_text="RoundSettings: algorithm, labelling, judge, reference, rounds, samples, "
                       "hyperparameters, deadline_hours, partial_policy, ... (docs/rounds.md).",
-        )  # fmt: skip
+        )
 
     @extend_schema(responses=RoundOutputSerializer(many=True))
     def get(self, request: Request, slug: str) -> Response:
@@ -87,7 +87,7 @@ class RoundListCreateApi(APIView):
             ),
             created_by=request.user,
             allowed_judge_modules=feedback_conf.allowed_judge_modules(),
-        )  # fmt: skip
+        )
         return Response(RoundOutputSerializer(rnd).data, status=201)
 
 

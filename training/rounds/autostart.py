@@ -51,7 +51,7 @@ def _autostart(project: Project) -> Round | None:
     return services.round_create(
         project=project, settings=RoundSettings.from_dict(data),
         created_by=template.created_by, auto_started=True,
-    )  # fmt: skip
+    )
 
 
 def new_human_judgments(*, project: Project, since) -> int:

@@ -67,7 +67,7 @@ class RoundSettings:
             "algorithm": ALGORITHMS, "labelling": LABELLINGS, "decider": DECIDERS,
             "reference": REFERENCES, "partial_policy": PARTIAL_POLICIES,
             "data_scope": DATA_SCOPES, "label_kind": LABEL_KINDS, "pairing": PAIRINGS,
-        }  # fmt: skip
+        }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 shown = ", ".join(a for a in allowed if a)
@@ -114,13 +114,13 @@ class RoundSettings:
     def sampling(self, index: int) -> dict[str, Any]:
         """Generation sampling of round ``index``: a new seed per round."""
         return {"n": self.samples, "temperature": self.temperature,
-                "max_tokens": self.max_tokens, "seed": self.seed + index}  # fmt: skip
+                "max_tokens": self.max_tokens, "seed": self.seed + index}
 
     def evaluation(self) -> dict[str, Any]:
         """The same for every round of a lineage, so versions are compared like for like."""
         return {"samples": self.eval_samples, "temperature": self.eval_temperature,
                 "max_tokens": self.eval_max_tokens, "seed": self.eval_seed,
-                "bootstrap": self.bootstrap}  # fmt: skip
+                "bootstrap": self.bootstrap}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> RoundSettings:

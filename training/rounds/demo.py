@@ -24,9 +24,9 @@ from training.rounds.selectors import TableRow
 OWNER = "loop-owner"
 # DESIGN.md, "The demo task": sigmoid DPO β 0.1, AdamW lr 1e-4, 2 epochs at batch 32.
 DEMO_HYPERPARAMETERS = {"lr": 1e-4, "beta": 0.1, "epochs": 2, "batch_size": 32,
-                        "max_length": 128, "eval_fraction": 0.0}  # fmt: skip
+                        "max_length": 128, "eval_fraction": 0.0}
 STEP_COLUMNS = (("generate", "gen"), ("label", "label"), ("export", "export"),
-                ("train", "train"), ("evaluate", "eval"))  # fmt: skip
+                ("train", "train"), ("evaluate", "eval"))
 
 
 @transaction.atomic
@@ -40,7 +40,7 @@ def demo_project_setup(
         project = projects.project_create(
             slug=slug, name=f"Capitals loop ({slug})", owner=owner, overlap=1,
             binary_enabled=binary, guidelines="Prefer the answer that names the right capital.",
-        )  # fmt: skip
+        )
     projects.member_set(project=project, user=owner, role=Membership.Role.OWNER)
     for split, prompt_split in (("train", Prompt.Split.TRAIN), ("heldout", Prompt.Split.EVAL)):
         for fact, question in facts.demo_questions(split, facts_seed):
@@ -49,7 +49,7 @@ def demo_project_setup(
                 split=prompt_split, tags=["demo"],
                 metadata={"demo_fact": {"country": fact.country, "capital": fact.capital,
                                         "split": fact.split, "seed": fact.seed}},
-            )  # fmt: skip
+            )
     return project, base_version_register(base_model)
 
 
@@ -89,7 +89,7 @@ def table_lines(rows: list[TableRow], *, metric: str = "held-out accuracy") -> l
     lines = [head, "-" * len(head)]
     if rows and rows[0].accuracy_before is not None:
         lines.append(f"{0:>5}  {rows[0].policy:<{width}}  {'':<{new_width}}  "
-                     f"{_pct(rows[0].accuracy_before):>8}")  # fmt: skip
+                     f"{_pct(rows[0].accuracy_before):>8}")
     for row in rows:
         kl = "      -" if row.kl is None else f"{row.kl:7.3f}"
         length = "    -" if row.mean_tokens is None else f"{row.mean_tokens:5.1f}"
@@ -104,5 +104,5 @@ def table_lines(rows: list[TableRow], *, metric: str = "held-out accuracy") -> l
     if first is not None and last is not None:
         points = 100 * (last - first)
         lines.append(f"{metric}: {100 * first:.1f}% -> {100 * last:.1f}% "
-                     f"({points:+.1f} points)")  # fmt: skip
+                     f"({points:+.1f} points)")
     return lines

@@ -86,7 +86,7 @@ def win_rate_summary(
         "value": score / n if n else None, "pairs": n, "wins": wins, "losses": losses,
         "ties": n - wins - losses, "ci_wilson": list(wilson_interval(score, n)) if n else None,
         "ci_bootstrap": list(ci) if ci else None, "prompts": len(outcomes),
-    }  # fmt: skip
+    }
 
 
 def length_stats(samples: Sequence[GeneratedSample]) -> dict | None:
@@ -143,7 +143,7 @@ def kl_to_reference(
     return {
         "value": total / weights.sum(), "per_token": total / tokens if tokens else None,
         "reference": reference.name, "samples": int(weights.sum()),
-    }  # fmt: skip
+    }
 
 
 def leaderboard_snapshot(*, project, seed: int = 0) -> list[dict]:
@@ -173,18 +173,18 @@ def round_evaluate(rnd: Round) -> str:
         "kl": kl_to_reference(new, policy=rnd.new_version, reference=rnd.reference),
         "win_rate": win_rate(rnd, new, old) if rnd.eval_judge else None,
         "leaderboard": leaderboard_snapshot(project=rnd.project, seed=cfg.get("seed", 0)),
-    }  # fmt: skip
+    }
     records.metrics_merge(rnd, metrics)
     return _summary(metrics)
 
 
 def _samples(rnd: Round, field: str, version: ModelVersion, cfg: dict, tags: list[str]):
     sampling = {"n": cfg["samples"], "temperature": cfg["temperature"],
-                "max_tokens": cfg["max_tokens"], "seed": cfg["seed"]}  # fmt: skip
+                "max_tokens": cfg["max_tokens"], "seed": cfg["seed"]}
     job = records.attach(rnd, field, lambda: generation_services.generation_job_create(
         project=rnd.project, model_version=version, sampling=sampling, pairing_name="none",
         split="eval", tags=tags, enqueue=False,
-    ))  # fmt: skip
+    ))
     job = generation_job_run(job_id=job.pk)
     if job.status != GenerationJob.Status.SUCCEEDED:
         raise ApplicationError(f"evaluation generation job {job.pk} {job.status}: {job.error}")
@@ -195,20 +195,20 @@ def win_rate(rnd: Round, new: list[GeneratedSample], old: list[GeneratedSample])
     """Sample i of the new version against sample i of the old one, per held-out prompt."""
     old_by = {(s.prompt_id, s.sample_index): s for s in old}
     pairs = [(s, old_by[(s.prompt_id, s.sample_index)]) for s in new
-             if (s.prompt_id, s.sample_index) in old_by]  # fmt: skip
+             if (s.prompt_id, s.sample_index) in old_by]
     differ = [(a, b) for a, b in pairs if a.response.text.strip() != b.response.text.strip()]
     store.tasks_get_or_create(project=rnd.project,
-                              pairs=[(a.response, b.response) for a, b in differ])  # fmt: skip
+                              pairs=[(a.response, b.response) for a, b in differ])
     keys = {f"{a.response_id}:{b.response_id}" for a, b in differ}
     tasks = {t.pair_key: t for t in Task.objects.filter(kind=Task.Kind.PAIRWISE, pair_key__in=keys)}
     ids = sorted(t.pk for t in tasks.values())
     job = records.attach(rnd, "eval_feedback_job", lambda: labels.judge_job_create(
-        project=rnd.project, judge=rnd.eval_judge, task_ids=ids))  # fmt: skip
+        project=rnd.project, judge=rnd.eval_judge, task_ids=ids))
     job = labels.judge_job_run(job)
     if job is not None and job.status != FeedbackJob.Status.SUCCEEDED:
         raise ApplicationError(f"evaluation feedback job {job.pk} {job.status}: {job.error}")
     by_task = {x.task_id: x for x in FeedbackLabel.objects.filter(judge=rnd.eval_judge,
-                                                                 task_id__in=ids)}  # fmt: skip
+                                                                 task_id__in=ids)}
     outcomes: dict[int, list[float]] = defaultdict(list)
     unjudged = flipped = 0
     for a, b in pairs:
@@ -220,9 +220,9 @@ def win_rate(rnd: Round, new: list[GeneratedSample], old: list[GeneratedSample])
         flipped += bool(label and label.flipped)
         outcomes[a.prompt_id].append(0.5 if label is None else _outcome(label, task, a))
     summary = win_rate_summary(outcomes, resamples=rnd.evaluation.get("bootstrap", 1000),
-                               seed=rnd.evaluation.get("seed", 0))  # fmt: skip
+                               seed=rnd.evaluation.get("seed", 0))
     return {**summary, "judge": rnd.eval_judge.name, "unjudged": unjudged,
-            "order_flips": flipped, "identical": len(pairs) - len(differ)}  # fmt: skip
+            "order_flips": flipped, "identical": len(pairs) - len(differ)}
 
 
 def _outcome(label: FeedbackLabel, task: Task, new: GeneratedSample) -> float:

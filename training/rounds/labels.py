@@ -48,7 +48,7 @@ def thumbs_label(*, judge: Judge | None, task_ids: list[int], round_id: int) -> 
         prompt = task.prompt
         try:
             score = scorer(messages=prompt.messages, response=task.response_a.text,
-                           metadata=prompt.metadata or {})  # fmt: skip
+                           metadata=prompt.metadata or {})
         except Exception as exc:  # noqa: BLE001 owner code: any failure ends the step with a reason
             raise JudgeError(f"programmatic judge {judge.name} raised {exc!r}") from exc
         if score is None:
@@ -58,7 +58,7 @@ def thumbs_label(*, judge: Judge | None, task_ids: list[int], round_id: int) -> 
         try:
             feedback_submit(annotator=judge.annotator, task=task, thumbs_up=up, source="ai",
                             metadata={"judge": judge.name, "score": float(score),
-                                      "round": round_id})  # fmt: skip
+                                      "round": round_id})
         except ConflictError:
             counts["full"] += 1  # people gave the task every verdict it wants first
             continue

@@ -105,7 +105,7 @@ def _write(out_dir: str | Path, tensors: dict, *, rank: int, modules: list[str],
         "lora_dropout": 0.0, "target_modules": modules, "bias": "none",
         "fan_in_fan_out": False, "use_rslora": False, "modules_to_save": None,
         "base_model_name_or_path": base,
-    }  # fmt: skip
+    }
     (tmp / ADAPTER_CONFIG).write_text(json.dumps(config, indent=2))
     shutil.rmtree(out, ignore_errors=True)
     os.replace(tmp, out)

@@ -85,7 +85,7 @@ class Round(Job):
     initial_version = models.ForeignKey(
         "generation.ModelVersion", on_delete=models.PROTECT, related_name="+",
         help_text="The model the lineage started from (reference 'initial').",
-    )  # fmt: skip
+    )
     policy = models.ForeignKey(
         "generation.ModelVersion", on_delete=models.PROTECT, related_name="policy_rounds"
     )
@@ -111,7 +111,7 @@ class Round(Job):
     eval_judge = models.ForeignKey(
         "generation.Judge", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
         help_text="Judges new vs previous on held-out prompts (win rate, leaderboard).",
-    )  # fmt: skip
+    )
 
     # What to generate and how to evaluate
     config = models.JSONField(default=dict, help_text="The RoundSettings it was made with.")
@@ -151,35 +151,35 @@ class Round(Job):
     generation_job = models.ForeignKey(
         "generation.GenerationJob", null=True, blank=True, on_delete=models.SET_NULL,
         related_name="+",
-    )  # fmt: skip
+    )
     feedback_job = models.ForeignKey(
         "generation.FeedbackJob", null=True, blank=True, on_delete=models.SET_NULL,
         related_name="+",
-    )  # fmt: skip
+    )
     snapshot = models.ForeignKey(
         "annotation.ExportSnapshot", null=True, blank=True, on_delete=models.SET_NULL,
         related_name="+",
-    )  # fmt: skip
+    )
     training_run = models.OneToOneField(
         "training.TrainingRun", null=True, blank=True, on_delete=models.SET_NULL,
         related_name="round",
-    )  # fmt: skip
+    )
     new_version = models.ForeignKey(
         "generation.ModelVersion", null=True, blank=True, on_delete=models.PROTECT,
         related_name="made_by_rounds",
-    )  # fmt: skip
+    )
     eval_job = models.ForeignKey(
         "generation.GenerationJob", null=True, blank=True, on_delete=models.SET_NULL,
         related_name="+", help_text="Held-out samples of the new version.",
-    )  # fmt: skip
+    )
     baseline_job = models.ForeignKey(
         "generation.GenerationJob", null=True, blank=True, on_delete=models.SET_NULL,
         related_name="+", help_text="Held-out samples of the policy (the previous version).",
-    )  # fmt: skip
+    )
     eval_feedback_job = models.ForeignKey(
         "generation.FeedbackJob", null=True, blank=True, on_delete=models.SET_NULL,
         related_name="+",
-    )  # fmt: skip
+    )
 
     class Meta:
         ordering = ["project_id", "index"]

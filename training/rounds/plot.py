@@ -57,9 +57,9 @@ def rounds_plot(*, rows: list[TableRow], title: str = "", fmt: str = "png") -> b
         _win_rate(axes[0][1], chain, color=color)
         _series(axes[1][0], chain, [r.kl for r in chain], color=color)
         _series(axes[1][1], chain, [r.mean_tokens for r in chain], color=color,
-                start=chain[0].mean_tokens_before)  # fmt: skip
+                start=chain[0].mean_tokens_before)
     titles = ("held-out accuracy (%)", "win rate vs previous version (%, 95% CI)",
-              "KL to reference (nats / answer)", "mean answer length (tokens)")  # fmt: skip
+              "KL to reference (nats / answer)", "mean answer length (tokens)")
     for ax, text in zip(axes.flat, titles, strict=True):
         ax.set_title(text)
     axes[0][0].set_ylim(0, 105)
@@ -94,7 +94,7 @@ def _accuracy(ax, rows: list[TableRow], *, color: str, label: str | None) -> Non
         ax.plot(xs, [100 * y for y in ys], marker="o", color=color, label=label)
         for x, y in points:
             ax.annotate(f"{100 * y:.0f}%", (x, 100 * y), textcoords="offset points",
-                        xytext=(0, 6), ha="center", fontsize=8)  # fmt: skip
+                        xytext=(0, 6), ha="center", fontsize=8)
 
 
 def _win_rate(ax, rows: list[TableRow], *, color: str) -> None:
@@ -103,9 +103,9 @@ def _win_rate(ax, rows: list[TableRow], *, color: str) -> None:
         xs = [r.index for r in kept]
         ys = [100 * r.win_rate for r in kept]
         low = [100 * (r.win_rate - (r.win_low if r.win_low is not None else r.win_rate))
-               for r in kept]  # fmt: skip
+               for r in kept]
         high = [100 * ((r.win_high if r.win_high is not None else r.win_rate) - r.win_rate)
-                for r in kept]  # fmt: skip
+                for r in kept]
         ax.errorbar(xs, ys, yerr=[low, high], marker="o", capsize=4, color=color)
 
 

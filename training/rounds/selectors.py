@@ -36,7 +36,7 @@ def job_samples(*, job: GenerationJob) -> QuerySet[GeneratedSample]:
     return GeneratedSample.objects.filter(
         prompt_id__in=job.prompt_ids, model_version=job.model_version,
         seed=job.sampling["seed"], sampling_key=key,
-    ).select_related("prompt", "response")  # fmt: skip
+    ).select_related("prompt", "response")
 
 
 def round_task_ids(*, rnd: Round) -> list[int]:
@@ -101,7 +101,7 @@ def round_table(*, project: Project) -> list[TableRow]:
             mean_tokens=(m.get("length") or {}).get("mean_tokens"),
             mean_tokens_before=(m.get("length_before") or {}).get("mean_tokens"),
             seconds={s: (rnd.timings.get(s) or {}).get("seconds") for s in TABLE_STEPS},
-        ))  # fmt: skip
+        ))
     return rows
 
 

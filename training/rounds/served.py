@@ -53,7 +53,7 @@ def round_version_serve(*, rnd: Round, version: ModelVersion) -> tuple[ModelVers
         adapter_path=str(adapter.path), tokenizer_source=version.source,
         round_index=rnd.index, notes=f"LoRA adapter of {version.name} on {policy.served_name}",
         metadata={"lora_base": str(base_dir), "lora_rank": total, "trained_version": version.pk},
-    )  # fmt: skip
+    )
     return served, (
         f"adapter {served.served_name} (rank {total}, {len(adapter.modules)} module kinds) "
         f"loaded into {policy.endpoint_url}; the next round generates there"

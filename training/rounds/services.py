@@ -46,7 +46,7 @@ logger = logging.getLogger(__name__)
 
 Status, Step = Round.Status, Round.Step
 ORDER = (Step.GENERATE, Step.LABEL, Step.WAIT, Step.EXPORT, Step.TRAIN, Step.EVALUATE,
-         Step.FINISH)  # fmt: skip
+         Step.FINISH)
 DOMAIN_ERRORS = (ApplicationError, ValidationError, BackendError, JudgeError)
 ACTIVE = "round {index} of this project is still {status}; cancel it or let it finish"
 NO_POLICY = "no policy to start from: name a model version (--policy) for the first round"
@@ -62,7 +62,7 @@ def round_create(
     previous: Round | None = None, created_by: AbstractBaseUser | None = None,
     inline: bool = False, auto_started: bool = False,
     allowed_judge_modules: tuple[str, ...] | None = None,
-) -> Round:  # fmt: skip
+) -> Round:
     """Make the project's next round; on workers its first step is enqueued after commit.
 
     ``policy`` defaults to the newest model a round of this project made. One round at a
@@ -83,7 +83,7 @@ def round_create(
     last = Round.objects.filter(project=project).order_by("-index").first()
     index = last.index + 1 if last else 1
     judges = _judges(settings, initial=initial, created_by=created_by, project=project,
-                     allowed_judge_modules=allowed_judge_modules)  # fmt: skip
+                     allowed_judge_modules=allowed_judge_modules)
     deadline = None
     if settings.deadline_hours:
         deadline = timezone.now() + timedelta(hours=settings.deadline_hours)
@@ -102,7 +102,7 @@ def round_create(
         partial_policy=settings.partial_policy, rounds_remaining=settings.rounds - 1,
         inline=inline, auto_started=auto_started, created_by=created_by,
         steps={step: "pending" for step in ORDER},
-    )  # fmt: skip
+    )
     if not inline:
         prefloop_jobs.enqueue(rnd)  # the generate step's task, after commit
     return rnd
@@ -111,7 +111,7 @@ def round_create(
 def _judges(
     settings: RoundSettings, *, initial: ModelVersion, created_by, project: Project,
     allowed_judge_modules,
-) -> dict:  # fmt: skip
+) -> dict:
     """The labelling and evaluation judges by spec (an LM judge runs on ``judge_model``,
     by default the lineage's initial model, so it stays the same across rounds); they
     belong to the project."""
@@ -121,7 +121,7 @@ def _judges(
         spec: judge_from_spec(spec=spec, model_version=version, created_by=created_by,
                               allowed_prefixes=allowed_judge_modules, project=project)
         for spec in {settings.judge_spec, settings.eval_judge_spec} if spec
-    }  # fmt: skip
+    }
 
 
 def _project_checked(*, project: Project, settings: RoundSettings, kind: str) -> None:
@@ -161,7 +161,7 @@ def round_next_create(*, rnd: Round) -> Round:
     return round_create(
         project=rnd.project, settings=RoundSettings.from_dict(data), policy=rnd.new_version,
         previous=rnd, created_by=rnd.created_by, inline=rnd.inline,
-    )  # fmt: skip
+    )
 
 
 # --- the state machine ------------------------------------------------------------------
@@ -227,7 +227,7 @@ def _step_end(*, round_id: int, step: str, outcome: steps.Outcome) -> Round:
     rnd.steps = {**rnd.steps, step: outcome.state}
     rnd.timings = {**rnd.timings, step: timing}
     rnd.save(update_fields=["timings", "steps", "status", "step", "error", "notes",
-                            "finished_at", "attempts", "worker", "heartbeat_at"])  # fmt: skip
+                            "finished_at", "attempts", "worker", "heartbeat_at"])
     return rnd
 
 
@@ -260,7 +260,7 @@ def _message(exc: Exception) -> str:
 def round_run_inline(
     *, round_id: int, poll_seconds: float = 10.0,
     on_step: Callable[[Round, str], None] | None = None,
-) -> Round:  # fmt: skip
+) -> Round:
     """Run a round and the rounds it chains to in this process (``run_round --sync``).
 
     A round waiting for humans is checked every ``poll_seconds`` until its labels or
@@ -306,7 +306,7 @@ def round_resume(*, rnd: Round, inline: bool = False) -> Round:
     if inline:
         rnd.celery_task_id = ""  # this process owns it now, not a task
     rnd.save(update_fields=["notes", "error", "finished_at", "attempts", "status", "inline",
-                            "worker", "celery_task_id"])  # fmt: skip
+                            "worker", "celery_task_id"])
     if not inline:
         prefloop_jobs.enqueue(rnd)
     return rnd

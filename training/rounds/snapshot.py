@@ -29,7 +29,7 @@ from training.rounds.models import Round
 
 FORMAT = {"dpo": "trl-dpo-conversational", "ipo": "trl-dpo-conversational",
           "simpo": "trl-dpo-conversational", "orpo": "trl-dpo-conversational",
-          "kto": "trl-kto"}  # fmt: skip
+          "kto": "trl-kto"}
 NO_ROWS = "no training rows for round {index}: {why}"
 
 
@@ -38,7 +38,7 @@ def round_rules(rnd: Round) -> ExportRules:
     return ExportRules(
         include_ai=rnd.labelling != Round.Labelling.HUMAN, split="train",
         kto_sources="feedback" if thumbs else "pairwise", metadata_columns=True,
-    )  # fmt: skip
+    )
 
 
 def round_snapshot_create(rnd: Round) -> ExportSnapshot:
@@ -93,7 +93,7 @@ def round_rows(rnd: Round, *, fmt: str, rules: ExportRules) -> tuple[list[dict],
 def _human_judged(rnd: Round, *, by_response: bool) -> set[int]:
     if by_response:
         verdicts = Feedback.objects.filter(response__prompt__project=rnd.project,
-                                           source=Feedback.Source.HUMAN)  # fmt: skip
+                                           source=Feedback.Source.HUMAN)
         return set(verdicts.values_list("response_id", flat=True))
     verdicts = Judgment.objects.filter(task__project=rnd.project, source=Judgment.Source.HUMAN)
     return set(verdicts.values_list("task_id", flat=True))
@@ -109,10 +109,10 @@ def _snapshot_store(
 ) -> ExportSnapshot:
     data = writers.jsonl_bytes(rows)
     info = writers.manifest(project=rnd.project.slug, fmt=writers.FORMATS[fmt], rules=rules,
-                            counts=counts, digest=writers.content_hash(data))  # fmt: skip
+                            counts=counts, digest=writers.content_hash(data))
     info["round"] = {"index": rnd.index, "data_scope": rnd.data_scope, "decider": rnd.decider}
     snap, _ = export_snapshot_store(
         project=rnd.project, fmt=fmt, data=data, manifest=info, card=writers.dataset_card(info),
         rules={**rules.as_dict(), **info["round"]}, user=rnd.created_by,
-    )  # fmt: skip
+    )
     return snap

@@ -46,7 +46,7 @@ def generate(rnd: Round) -> Outcome:
         project=rnd.project, model_version=rnd.policy, sampling=rnd.sampling,
         pairing_name=rnd.pairing, split="train", tags=rnd.prompt_selection.get("tags") or [],
         enqueue=False,
-    ))  # fmt: skip
+    ))
     job = generation_job_run(job_id=job.pk)
     if job.status != GenerationJob.Status.SUCCEEDED:
         return _job_ended(f"generation job {job.pk}", job.status, job.error)
@@ -61,7 +61,7 @@ def label(rnd: Round) -> Outcome:
         counts = labels.thumbs_label(judge=rnd.judge, task_ids=task_ids, round_id=rnd.pk)
         return Outcome.done(labels.describe(counts))
     job = records.attach(rnd, "feedback_job", lambda: labels.judge_job_create(
-        project=rnd.project, judge=rnd.judge, task_ids=task_ids))  # fmt: skip
+        project=rnd.project, judge=rnd.judge, task_ids=task_ids))
     return _labelled(job)
 
 
@@ -83,7 +83,7 @@ def wait(rnd: Round) -> Outcome:
     open_ids = selectors.tasks_uncovered(task_ids=task_ids)
     covered, total = len(task_ids) - len(open_ids), len(task_ids)
     records.metrics_merge(rnd, {"coverage": {"covered": covered, "total": total,
-                                     "fraction": round(covered / total, 4)}})  # fmt: skip
+                                     "fraction": round(covered / total, 4)}})
     if covered / total >= rnd.min_coverage:
         short = _pairs_short(rnd)
         if not short:
@@ -120,7 +120,7 @@ def _deadline_passed(rnd: Round, open_ids: list[int], covered: int, total: int) 
             counts = labels.thumbs_label(judge=rnd.judge, task_ids=open_ids, round_id=rnd.pk)
             return Outcome.done(f"{what}; the judge labelled the rest: {labels.describe(counts)}")
         outcome = _labelled(labels.judge_job_create(project=rnd.project, judge=rnd.judge,
-                                                    task_ids=open_ids))  # fmt: skip
+                                                    task_ids=open_ids))
         if outcome.state != "done":
             return outcome
         return Outcome.done(f"{what}; the judge labelled the rest: {outcome.message}")
@@ -136,7 +136,7 @@ def export(rnd: Round) -> Outcome:
         return Outcome.failed(short)
     if "frozen_at" not in (rnd.metrics.get("data") or {}):
         records.metrics_merge(rnd, {"data": {**counts, "frozen_at": frozen_at.isoformat(),
-                                     "snapshot": snap.content_hash}})  # fmt: skip
+                                     "snapshot": snap.content_hash}})
     return Outcome.done(f"{counts.get('rows', 0)} rows in snapshot {snap.content_hash[:12]}")
 
 
@@ -146,7 +146,7 @@ def train(rnd: Round) -> Outcome:
         project=rnd.project, algorithm=rnd.algorithm, snapshot=rnd.snapshot, policy=rnd.policy,
         reference=rnd.reference, hyperparameters=rnd.hyperparameters, output_name=name,
         user=rnd.created_by, enqueue=False,
-    ))  # fmt: skip
+    ))
     training_services.training_run_execute(run_id=run.pk)  # resumes a run a crash cut short
     run.refresh_from_db()
     if run.status == TrainingRun.Status.SUCCEEDED:
@@ -177,7 +177,7 @@ def finish(rnd: Round) -> Outcome:
         if rnd.rounds_remaining <= 0:
             return Outcome.done(message)
         return Outcome.done(f"{message}; round {services.round_next_create(rnd=rnd).index} "
-                            f"starts from {served_version.name}")  # fmt: skip
+                            f"starts from {served_version.name}")
     if rnd.rounds_remaining > 0:
         following = services.round_next_create(rnd=rnd)
         return Outcome.done(f"round {following.index} starts from {version.name}")

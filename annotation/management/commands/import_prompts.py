@@ -23,13 +23,13 @@ class Command(BaseCommand):
         parser.add_argument("--project", required=True, help="project slug")
         parser.add_argument("--create", action="store_true", help="make the project if missing")
         parser.add_argument("--owner", help="owner of a project made by --create "
-                            "(default: the first superuser)")  # fmt: skip
+                            "(default: the first superuser)")
         parser.add_argument("--partial", action="store_true",
-                            help="import the good rows of a file that has bad ones")  # fmt: skip
+                            help="import the good rows of a file that has bad ones")
         parser.add_argument("--format", choices=FORMATS, default="auto")
 
     def handle(self, *args, file: Path, project: str, create: bool, owner: str | None,
-               partial: bool, format: str, **options) -> None:  # fmt: skip
+               partial: bool, format: str, **options) -> None:
         try:
             target, created = imports.import_project_resolve(
                 slug=project, create=create, owner_username=owner

@@ -42,7 +42,7 @@ class Command(BaseCommand):
         project, accounts = seed_demo()
         counts = project_counts(project=project)
         self.stdout.write(f"  {counts['prompts']} prompts, {counts['pairwise_tasks']} pairwise "
-                          f"and {counts['binary_tasks']} thumbs tasks")  # fmt: skip
+                          f"and {counts['binary_tasks']} thumbs tasks")
         self.stdout.write(f"setup done in {time.perf_counter() - started:.1f} s")
         if no_serve:
             return
@@ -88,7 +88,7 @@ class Command(BaseCommand):
             else:
                 self.stdout.write(self.style.SUCCESS(
                     "Everything stopped cleanly (web server, 2 workers, beat). "
-                    "Run make demo again to continue where you left off."))  # fmt: skip
+                    "Run make demo again to continue where you left off."))
 
 
 def stop_children(children: list[subprocess.Popen], *, grace: float = 20.0) -> list[str]:

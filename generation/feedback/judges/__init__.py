@@ -26,7 +26,7 @@ from generation.feedback.judges.base import (
 __all__ = [
     "JudgeError", "OrderScore", "Pair", "PairJudge", "PairLabel", "close_reward_model",
     "reward_model_judge",
-]  # fmt: skip
+]
 
 _lock = threading.Lock()
 _reward_model: dict[str, Any] = {"judge": None, "key": None}

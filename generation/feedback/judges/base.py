@@ -88,7 +88,7 @@ class PairLabel:
             "orders": [{"principle": o.principle, "first": o.first, "p_option_a": o.p_option_a,
                         "reasoning": o.reasoning} for o in self.orders],
             "scores": list(self.scores) if self.scores is not None else None,
-        }  # fmt: skip
+        }
 
 
 class PairJudge(Protocol):
@@ -133,7 +133,7 @@ def label_from_orders(
     return PairLabel(
         p_a=p_a, confidence=confidence_of(p_a, bounds), p_a_first=p_first, p_a_second=p_second,
         principles=principles, orders=tuple(orders),
-    )  # fmt: skip
+    )
 
 
 def sigmoid(z: float) -> float:

@@ -114,7 +114,7 @@ class ConstitutionalJudge:
                 reasoning=None if reasoning is None else reasoning[i],
             )
             for i, r in enumerate(reads)
-        ]  # fmt: skip
+        ]
         try:
             logprobs = self._timed(self.backend.option_logprobs, requests)
         except PromptTooLongError as exc:
@@ -127,7 +127,7 @@ class ConstitutionalJudge:
                     p_option_a=option_probability(lps, "A"),
                     reasoning="" if reasoning is None else reasoning[i],
                 )
-            )  # fmt: skip
+            )
         return [label_from_orders(orders, self.settings.bounds) for orders in by_pair]
 
     def _reason(self, pairs: Sequence[Pair], reads: list[_Read]) -> list[str]:
@@ -135,7 +135,7 @@ class ConstitutionalJudge:
             prompts.reasoning_request(pairs[r.pair].messages, r.principle,
                                       *_ordered(pairs[r.pair], r.first))
             for r in reads
-        ]  # fmt: skip
+        ]
         greedy = SamplingConfig(n=1, temperature=0.0, max_tokens=self.settings.reasoning_max_tokens)
         try:
             outputs = self._timed(self.backend.generate, conversations, greedy)

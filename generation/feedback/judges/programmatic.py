@@ -84,5 +84,5 @@ def demo_capital_score(
         return None
     split = fact.get("split", "train")
     demo = Fact(country=fact["country"], capital=fact["capital"], split=split,
-                seed=int(fact.get("seed", 0)))  # fmt: skip
+                seed=int(fact.get("seed", 0)))
     return 1.0 if check_answer(demo, response) else 0.0

@@ -29,7 +29,7 @@ class RewardModelJudge:
     def __init__(
         self, model: str, *, dtype: str = "auto", device: str = "auto", batch_size: int = 32,
         temperature: float = 1.0,
-    ) -> None:  # fmt: skip
+    ) -> None:
         if not temperature > 0:
             raise JudgeError("temperature must be positive")
         self.device = torch.device(

@@ -48,7 +48,7 @@ def constitution_create(
     except IntegrityError:  # a concurrent twin took the name
         raise ConflictError(NAME_TAKEN.format(name=name)) from None
     return _version_store(constitution=constitution, number=1, specs=specs, note=note,
-                          created_by=created_by)  # fmt: skip
+                          created_by=created_by)
 
 
 @transaction.atomic
@@ -67,7 +67,7 @@ def constitution_version_create(
         raise ApplicationError(UNCHANGED.format(number=latest.number))
     number = (locked.versions.aggregate(top=Max("number"))["top"] or 0) + 1
     return _version_store(constitution=locked, number=number, specs=specs, note=note,
-                          created_by=created_by)  # fmt: skip
+                          created_by=created_by)
 
 
 @transaction.atomic
@@ -81,7 +81,7 @@ def constitution_default_get_or_create() -> ConstitutionVersion:
     if latest is not None:
         return latest
     return _version_store(constitution=constitution, number=1, specs=list(DEFAULT_PRINCIPLES),
-                          note="Shipped with Prefloop.", created_by=None)  # fmt: skip
+                          note="Shipped with Prefloop.", created_by=None)
 
 
 def _checked(principles: Sequence[dict]) -> list[PrincipleSpec]:
@@ -94,7 +94,7 @@ def _checked(principles: Sequence[dict]) -> list[PrincipleSpec]:
 def _version_store(
     *, constitution: Constitution, number: int, specs: list[PrincipleSpec], note: str,
     created_by: AbstractBaseUser | None,
-) -> ConstitutionVersion:  # fmt: skip
+) -> ConstitutionVersion:
     version = ConstitutionVersion.objects.create(
         constitution=constitution, number=number, note=note, created_by=created_by
     )

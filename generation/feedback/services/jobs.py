@@ -42,7 +42,7 @@ def feedback_job_create(
     limit: int | None = None, batch_size: int = 64, takes_human_slot: bool = True,
     min_confidence: float = DEFAULT_MIN_CONFIDENCE, created_by: AbstractBaseUser | None = None,
     enqueue: bool = True,
-) -> FeedbackJob:  # fmt: skip
+) -> FeedbackJob:
     """Label the chosen comparisons with ``judge``.
 
     ``min_confidence``: labels less sure than this (0..1, see ``judges.base``) are not
@@ -61,9 +61,9 @@ def feedback_job_create(
     if not 0 <= min_confidence <= 1:
         raise ApplicationError(MIN_CONFIDENCE)
     selection = {"scope": scope, "min_agreement": min_agreement, "split": split,
-                 "generation_job_id": generation_job_id, "limit": limit}  # fmt: skip
+                 "generation_job_id": generation_job_id, "limit": limit}
     ids = selectors.comparison_ids_select(project=project, judge=judge, task_ids=task_ids,
-                                          **selection)  # fmt: skip
+                                          **selection)
     if not ids:
         raise NothingSelectedError(NOTHING_TO_DO.format(what="unlabelled comparisons"))
     options = {"takes_human_slot": takes_human_slot, "min_confidence": min_confidence}
@@ -71,7 +71,7 @@ def feedback_job_create(
         project=project, kind=FeedbackJob.Kind.JUDGE, judge=judge, selection=selection,
         item_ids=ids, options=options, batch_size=batch_size,
         seed=int(judge.settings.get("seed", 0) or 0), created_by=created_by, enqueue=enqueue,
-    )  # fmt: skip
+    )
 
 
 @transaction.atomic
@@ -82,7 +82,7 @@ def critique_job_create(
     split: str = "", response_ids: list[int] | None = None, limit: int | None = None,
     seed: int | None = None, batch_size: int = 32, takes_human_slot: bool = True,
     created_by: AbstractBaseUser | None = None, enqueue: bool = True,
-) -> FeedbackJob:  # fmt: skip
+) -> FeedbackJob:
     """Critique and revise the chosen responses for ``rounds`` rounds (CAI: T = 1).
 
     ``outcome``: ``comparison`` makes (revision vs original) tasks with an AI verdict
@@ -105,12 +105,12 @@ def critique_job_create(
         raise NothingSelectedError(NOTHING_TO_DO.format(what="responses"))
     seed = secrets.randbelow(MAX_SEED) if seed is None else seed
     options = {"rounds": rounds, "outcome": outcome, "sampling": sampling_data,
-               "takes_human_slot": takes_human_slot}  # fmt: skip
+               "takes_human_slot": takes_human_slot}
     return _job_store(
         project=project, kind=FeedbackJob.Kind.CRITIQUE, model_version=model_version,
         constitution_version=version, selection=selection, item_ids=ids, options=options,
         batch_size=batch_size, seed=seed, created_by=created_by, enqueue=enqueue,
-    )  # fmt: skip
+    )
 
 
 def feedback_job_cancel(*, job: FeedbackJob) -> FeedbackJob:

@@ -68,13 +68,13 @@ def judge_get_or_create(
             ownership.check_owned_by(part, project=project)
     settings = _settings_checked(kind=kind, settings=settings or {})
     _parts_checked(kind=kind, model_version=model_version, callable_path=callable_path,
-                   allowed_prefixes=allowed_prefixes)  # fmt: skip
+                   allowed_prefixes=allowed_prefixes)
     if kind not in (Kind.CONSTITUTIONAL, Kind.REVISION):
         constitution_version = None
     if kind != Kind.PROGRAMMATIC:
         callable_path = ""
     digest = _config_hash(kind, model_version, constitution_version, callable_path, settings,
-                          project)  # fmt: skip
+                          project)
     existing = Judge.objects.filter(config_hash=digest).first()
     if existing is not None:
         return existing
@@ -83,7 +83,7 @@ def judge_get_or_create(
         return _judge_store(kind=kind, name=name, model_version=model_version,
                             constitution_version=constitution_version,
                             callable_path=callable_path, settings=settings, digest=digest,
-                            created_by=created_by, project=project)  # fmt: skip
+                            created_by=created_by, project=project)
     except IntegrityError:
         existing = Judge.objects.filter(config_hash=digest).first()
         if existing is None:
@@ -96,7 +96,7 @@ def judge_from_spec(
     constitution_version: ConstitutionVersion | None = None, settings: dict | None = None,
     name: str = "", created_by: AbstractBaseUser | None = None,
     allowed_prefixes: Sequence[str] | None = None, project: Project | None = None,
-) -> Judge:  # fmt: skip
+) -> Judge:
     """A judge (of ``project``, else site-wide) from the command line's spelling:
     ``constitutional``, ``programmatic:package.module.function`` or
     ``reward-model:MODEL_VERSION``."""
@@ -111,18 +111,18 @@ def judge_from_spec(
     if head in ("reward-model", "reward_model") and rest:
         version = generation_selectors.model_version_get(name=rest, project=project)
         return judge_get_or_create(kind=Kind.REWARD_MODEL, model_version=version, **common)
-    raise ApplicationError(SPEC_UNKNOWN.format(spec=spec))  # fmt: skip
+    raise ApplicationError(SPEC_UNKNOWN.format(spec=spec))
 
 
 def revision_judge_get_or_create(
     *, model_version: ModelVersion, constitution_version: ConstitutionVersion,
     project: Project | None = None,
-) -> Judge:  # fmt: skip
+) -> Judge:
     """The annotator under which CAI revision pairs get their (revision ≻ original) verdict."""
     return judge_get_or_create(
         kind=Kind.REVISION, model_version=model_version, constitution_version=constitution_version,
         project=project,
-    )  # fmt: skip
+    )
 
 
 def _settings_checked(*, kind: str, settings: dict) -> dict:
@@ -141,7 +141,7 @@ def _settings_checked(*, kind: str, settings: dict) -> dict:
         if temperature is not None and (
             isinstance(temperature, bool) or not isinstance(temperature, (int, float))
             or temperature <= 0
-        ):  # fmt: skip
+        ):
             raise ApplicationError("temperature must be a positive number (or null)")
         return {"temperature": temperature}
     return {}
@@ -150,7 +150,7 @@ def _settings_checked(*, kind: str, settings: dict) -> dict:
 def _parts_checked(
     *, kind: str, model_version: ModelVersion | None, callable_path: str,
     allowed_prefixes: Sequence[str] | None,
-) -> None:  # fmt: skip
+) -> None:
     if kind in (Kind.CONSTITUTIONAL, Kind.REWARD_MODEL, Kind.REVISION) and model_version is None:
         raise ApplicationError(NEEDS_MODEL.format(kind=kind))
     if kind == Kind.PROGRAMMATIC:
@@ -163,7 +163,7 @@ def _parts_checked(
 
 
 def _config_hash(kind, model_version, constitution_version, callable_path, settings,
-                 project) -> str:  # fmt: skip
+                 project) -> str:
     data = {
         "kind": kind,
         "model_version": model_version.pk if model_version else None,
@@ -189,7 +189,7 @@ def _default_name(kind, model_version, constitution_version, callable_path, dige
 
 @transaction.atomic
 def _judge_store(*, kind, name, model_version, constitution_version, callable_path, settings,
-                 digest, created_by, project) -> Judge:  # fmt: skip
+                 digest, created_by, project) -> Judge:
     # A project's judges get their own account names; an existing account (a person's,
     # or another owner's judge) is never taken over.
     username = (f"ai-{project.slug}-{name}" if project is not None else f"ai-{name}")[:150]
@@ -198,10 +198,10 @@ def _judge_store(*, kind, name, model_version, constitution_version, callable_pa
     annotator = annotator_user_get_or_create(
         username=username, kind=AnnotatorProfile.Kind.AI,
         config={"judge": name, "kind": kind},
-    )  # fmt: skip
+    )
     return Judge.objects.create(
         name=name, kind=kind, model_version=model_version,
         constitution_version=constitution_version, callable_path=callable_path,
         settings=settings, config_hash=digest, annotator=annotator, created_by=created_by,
         project=project,
-    )  # fmt: skip
+    )

@@ -32,7 +32,7 @@ class Command(BaseCommand):
         parser.add_argument("--project", required=True, help="Project slug.")
         parser.add_argument("--judge", required=True, help=(
             "constitutional | programmatic:package.module.function | reward-model:VERSION | "
-            "the name of an existing judge"))  # fmt: skip
+            "the name of an existing judge"))
         parser.add_argument("--model", default="", help="Constitutional: the judging model.")
         parser.add_argument("--constitution", default="", help="NAME or NAME@VERSION.")
         parser.add_argument("--principles-per-label", type=int, default=1)
@@ -64,7 +64,7 @@ class Command(BaseCommand):
                 generation_job_id=o["generation_job"], task_ids=o["task_ids"], split=o["split"],
                 limit=o["limit"], batch_size=o["batch_size"], min_confidence=o["min_confidence"],
                 takes_human_slot=not o["audit"], enqueue=not o["here"],
-            )  # fmt: skip
+            )
         except ApplicationError as exc:
             raise CommandError(exc.message) from exc
         self.stdout.write(f"feedback job {job.pk}: {job.total} comparisons, judge {judge.name}")
@@ -81,7 +81,7 @@ class Command(BaseCommand):
         settings: dict = {}
         if spec == "constitutional":
             settings = {"principles_per_label": o["principles_per_label"],
-                        "chain_of_thought": o["cot"], "seed": o["judge_seed"]}  # fmt: skip
+                        "chain_of_thought": o["cot"], "seed": o["judge_seed"]}
         elif o["temperature"] is not None:
             settings = {"temperature": o["temperature"]}
         model = generation_selectors.model_version_get(name=o["model"]) if o["model"] else None
@@ -109,6 +109,6 @@ def report(command: BaseCommand, job: FeedbackJob) -> None:
     job.refresh_from_db()
     counts = {"labelled": job.labelled, "routed_to_humans": job.routed, "skipped": job.skipped,
               "revisions": job.revisions, "engine_seconds": round(job.engine_seconds, 2)}
-    command.stdout.write(f"job {job.pk} {job.status}: {json.dumps(counts)}")  # fmt: skip
+    command.stdout.write(f"job {job.pk} {job.status}: {json.dumps(counts)}")
     if job.status == FeedbackJob.Status.FAILED:
         raise CommandError(job.error)

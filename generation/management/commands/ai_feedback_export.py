@@ -37,9 +37,9 @@ class Command(BaseCommand):
                 source=o["source"], judge=o["judge"], min_probability=o["min_probability"],
                 include_routed=o["include_routed"], split=o["split"],
                 constitution=o["constitution"],
-            )  # fmt: skip
+            )
             snapshot, created = training_data.ai_export_create(project=project, fmt=o["format"],
-                                                               rules=rules)  # fmt: skip
+                                                               rules=rules)
         except ApplicationError as exc:
             raise CommandError(exc.message) from exc
         state = "new" if created else "existing"

@@ -54,7 +54,7 @@ class Command(BaseCommand):
                 tags=o["tags"], split=o["split"], response_ids=o["response_ids"],
                 limit=o["limit"], seed=o["seed"], batch_size=o["batch_size"],
                 enqueue=not o["here"],
-            )  # fmt: skip
+            )
         except ApplicationError as exc:
             raise CommandError(exc.message) from exc
         self.stdout.write(

@@ -58,5 +58,5 @@ class Command(BaseCommand):
               f"{_pct(b.human_chose_a)}" for b in report.calibration if b.n],
             "RLAIF for scale: best AI labeler 78% agreement (humans 73-77%); "
             "position bias 18% (large) to 56% (smallest labeler).",
-        ]  # fmt: skip
+        ]
         self.stdout.write("\n".join(lines))

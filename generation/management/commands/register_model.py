@@ -20,27 +20,27 @@ class Command(BaseCommand):
             "source", nargs="?", default="",
             help="Local model folder, a .gguf file, or Hugging Face hub id. With --endpoint: "
             "optional, where the tokenizer loads from (needed for scoring and judge options).",
-        )  # fmt: skip
+        )
         parser.add_argument("--parent", default="", help="Name of the version it derives from.")
         parser.add_argument("--round", type=int, default=None, dest="round_index")
         parser.add_argument("--notes", default="")
         parser.add_argument("--endpoint", default="", help="Base URL of an OpenAI-compatible "
-                            "server, e.g. http://vllm:8000 (the /v1 is added).")  # fmt: skip
+                            "server, e.g. http://vllm:8000 (the /v1 is added).")
         parser.add_argument("--served-name", default="", help="The model's name on the server.")
         parser.add_argument(
             "--api-key-env", default="",
             help="NAME of the environment variable holding the server's API key (never the key).",
-        )  # fmt: skip
+        )
 
     def handle(self, *args, name: str, source: str, endpoint: str, **options):
         common = {"name": name, "parent_name": options["parent"], "notes": options["notes"],
-                  "round_index": options["round_index"]}  # fmt: skip
+                  "round_index": options["round_index"]}
         try:
             if endpoint:
                 version = endpoints.model_version_register_endpoint(
                     endpoint_url=endpoint, served_name=options["served_name"],
                     api_key_env=options["api_key_env"], tokenizer_source=source, **common,
-                )  # fmt: skip
+                )
             elif options["served_name"] or options["api_key_env"]:
                 raise CommandError("--served-name and --api-key-env need --endpoint")
             elif not source:
@@ -57,7 +57,7 @@ class Command(BaseCommand):
         except ApplicationError as exc:
             raise CommandError(exc.message) from exc
         where = (f"{version.served_name} at {version.endpoint_url}" if version.is_endpoint
-                 else version.source)  # fmt: skip
+                 else version.source)
         self.stdout.write(self.style.SUCCESS(
             f"model version {version.name} (id {version.pk}, v{version.version}) -> {where}"
-        ))  # fmt: skip
+        ))

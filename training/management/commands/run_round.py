@@ -25,7 +25,7 @@ from training.rounds.config import DEMO_SCORER, RoundSettings
 from training.rounds.models import Round
 
 JUDGES = {"programmatic": ("programmatic", f"programmatic:{DEMO_SCORER}"),
-          "constitutional": ("ai", "constitutional"), "human": ("human", "")}  # fmt: skip
+          "constitutional": ("ai", "constitutional"), "human": ("human", "")}
 
 
 class Command(BaseCommand):
@@ -38,9 +38,9 @@ class Command(BaseCommand):
         a("--algorithm", default="dpo", choices=("dpo", "kto", "ipo", "simpo", "orpo"))
         a("--judge", default="programmatic",
           help="programmatic (the demo checker), constitutional, human, or a judge spec "
-               "(programmatic:pkg.mod.fn, reward-model:VERSION).")  # fmt: skip
+               "(programmatic:pkg.mod.fn, reward-model:VERSION).")
         a("--labelling", choices=("human", "ai", "programmatic", "mix"),
-          help="Who labels (default: from --judge).")  # fmt: skip
+          help="Who labels (default: from --judge).")
         a("--decider", choices=("votes", "human"), default="votes")
         a("--reference", choices=("initial", "previous"), default="previous")
         a("--policy", default="", help="Model version to start from (default: the last round's).")
@@ -54,7 +54,7 @@ class Command(BaseCommand):
         a("--partial-policy", choices=("proceed", "fail", "ai_fill"), default="proceed")
         a("--min-coverage", type=float, default=1.0)
         a("--param", action="append", default=[], metavar="KEY=VALUE",
-          help="Trainer setting, e.g. lr=1e-4 (python -m training.core.train -h).")  # fmt: skip
+          help="Trainer setting, e.g. lr=1e-4 (python -m training.core.train -h).")
         a("--sync", action="store_true", help="Run here instead of on Celery workers.")
         a("--resume", type=int, metavar="INDEX", help="Continue round INDEX where it stopped.")
         a("--demo", action="store_true", help="Set the demo project of --task up first.")
@@ -83,9 +83,9 @@ class Command(BaseCommand):
             return
         started = time.monotonic()
         last = services.round_run_inline(round_id=rnd.pk, poll_seconds=o["poll"],
-                                         on_step=self._progress)  # fmt: skip
+                                         on_step=self._progress)
         self.stdout.write(f"\n{len(selectors.round_list(project=project))} round(s), "
-                          f"{time.monotonic() - started:.0f} s\n")  # fmt: skip
+                          f"{time.monotonic() - started:.0f} s\n")
         self._report(o, project)
         if last.status != Round.Status.SUCCEEDED:
             raise CommandError(f"round {last.index} {last.status}: {last.error}")
@@ -104,7 +104,7 @@ class Command(BaseCommand):
             base = Path(o["base_model"] or settings.DEMO_MODEL_DIR)
             if not (base / "config.json").is_file():
                 raise CommandError(f"no demo model in {base}: python -m generation.demo.build "
-                                   f"{base} (about 40 minutes on 2 cores)")  # fmt: skip
+                                   f"{base} (about 40 minutes on 2 cores)")
             project, base_version = demo.demo_project_setup(
                 slug=o["project"], base_model=base, binary=o["algorithm"] == "kto"
             )
@@ -120,7 +120,7 @@ class Command(BaseCommand):
             rnd = selectors.round_get(project=project, index=o["resume"])
             return services.round_resume(rnd=rnd, inline=o["sync"])
         return services.round_create(project=project, settings=self._settings(o), policy=policy,
-                                     inline=o["sync"])  # fmt: skip
+                                     inline=o["sync"])
 
     def _settings(self, o: dict) -> RoundSettings:
         instruct = o["demo"] and o["task"] == "instruct"
@@ -143,7 +143,7 @@ class Command(BaseCommand):
             "eval_samples": o["eval_samples"], "eval_max_tokens": o["max_tokens"],
             "deadline_hours": o["deadline_hours"], "partial_policy": o["partial_policy"],
             "min_coverage": o["min_coverage"], "rounds": o["rounds"],
-        })  # fmt: skip
+        })
 
     def _progress(self, rnd: Round, step: str) -> None:
         state = rnd.steps.get(step)

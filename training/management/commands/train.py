@@ -46,7 +46,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--nodes", type=int, default=1,
             help="Nodes; > 1 needs PREFLOOP_TRAINING_RDZV_ENDPOINT (docs/training.md).",
-        )  # fmt: skip
+        )
 
     def handle(self, *args, **o) -> None:
         try:
@@ -86,4 +86,4 @@ class Command(BaseCommand):
             project=project, algorithm=o["algorithm"], snapshot=snapshot, policy=policy,
             reference=reference, hyperparameters=params, output_name=o["output_name"],
             enqueue=o["enqueue"], processes=o["processes"], nodes=o["nodes"],
-        )  # fmt: skip
+        )
