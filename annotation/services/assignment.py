@@ -199,6 +199,17 @@ def assignment_skip(*, assignment: Assignment, annotator: AbstractBaseUser) -> A
 
 
 @transaction.atomic
+def task_slot_open(*, task_id: int) -> None:
+    """One more judgment wanted on a task (an AI label routed to people, an audit slot).
+
+    The task changes tier, so it goes to the back of its new one, like every other move
+    (``annotation/data/queue_walk.py``): no annotator's walk cursor has passed it.
+    """
+    Task.objects.filter(pk=task_id).update(
+        overlap_wanted=F("overlap_wanted") + 1, queue_key=queue_walk.time_key(timezone.now())
+    )
+
+
 def task_overlap_adapt(*, project: Project, min_agreement: float, step: int = 1) -> list[int]:
     """Ask for ``step`` more judgments on completed tasks whose agreement is below
     ``min_agreement`` (share of the most common answer), never above

@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from annotation.models import Judgment, Response, Task
 from annotation.services import content, judgments
-from annotation.services.assignment import task_has_free_slot
+from annotation.services.assignment import task_has_free_slot, task_slot_open
 from generation.feedback.critique import Round
 from generation.feedback.judges import PairLabel
 from generation.feedback.models import CritiqueTrace, FeedbackJob, FeedbackLabel, Judge
@@ -143,7 +143,7 @@ def _verdict_submit(
         return existing
     locked = Task.objects.select_for_update().get(pk=task.pk)
     if not takes_human_slot or not task_has_free_slot(task=locked, now=timezone.now()):
-        Task.objects.filter(pk=task.pk).update(overlap_wanted=F("overlap_wanted") + 1)
+        task_slot_open(task_id=task.pk)
     levels = task.project.strength_levels
     # A both-orders judge has no single left side: a per-task coin keeps the annotation
     # core's left-pick statistic neutral (the judge's real position bias is in the trust report).
@@ -175,7 +175,7 @@ def _route_to_humans(task: Task) -> bool:
         return False
     locked = Task.objects.select_for_update().get(pk=task.pk)
     if locked.done_count >= locked.overlap_wanted:
-        Task.objects.filter(pk=task.pk).update(overlap_wanted=F("overlap_wanted") + 1)
+        task_slot_open(task_id=task.pk)
     return True
 
 
